@@ -1,0 +1,313 @@
+"""Analyse a run directory: checkpoint → numpy embeddings → spectral/geometric scalars → report.
+
+Reads checkpoints only through `geomem_jax.checkpoint` (complete_steps,
+incomplete_steps, restore_numpy, load_meta) and never imports model code, so it
+works on a run directory copied from any machine. Pass `ckpt=` (any object with
+those four functions) to read another storage layout.
+
+What is computed per experiment (node rows 0..N−1 of the token table E):
+- geometry/level                 mean cos(E_u, E_v) over the training's directed edges
+- spectral/alignment_k<k>        `spectral.spectral_alignment` at `default_alignment_ks`
+- geometry/leaf_firsthop_gap     graphs with test paths (≤ 2000 sampled test paths)
+- geometry/margin, margin_top1   models with a bilinear W (meta.model.bilinear), and
+                                 Node2Vec with W = I on its input table
+- edge/recall_at_5, edge/recall_at_degree
+                                 models with a node×node score: Node2Vec V Vᵀ (V Uᵀ if
+                                 untied), bilinear E W Eᵀ (E W Uᵀ if untied)
+Quantities needing node×node scores use all nodes up to 5000 nodes and a fixed-seed
+sample of 2000 source nodes above (see `geometry`).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+
+from geomem_jax import graphs
+from geomem_jax.analysis import geometry, plots, report, spectral
+from geomem_jax.errors import CheckpointError
+
+LEAF_FIRSTHOP_MAX_PATHS = 2000
+HOP_SOURCES_LARGE = 500
+
+
+def _default_ckpt():
+    from geomem_jax import checkpoint
+
+    return checkpoint
+
+
+def _pick_step(ckpt, workdir, step) -> tuple[int, list[str]]:
+    """The step to analyse and warning lines about half-written checkpoints."""
+    complete = list(ckpt.complete_steps(workdir))
+    incomplete = list(ckpt.incomplete_steps(workdir))
+    notes = []
+    if incomplete:
+        notes.append(f"incomplete (half-written) checkpoint steps ignored: {incomplete}")
+    if not complete:
+        detail = f" (half-written steps: {incomplete})" if incomplete else ""
+        raise CheckpointError(f"{workdir}: no complete checkpoint to analyse{detail}")
+    if step is None:
+        step = complete[-1]
+    elif int(step) not in complete:
+        raise CheckpointError(f"{workdir}: no complete checkpoint at step {step}; available steps: {complete}")
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return int(step), notes
+
+
+def _leaf(tree: dict, key_path, what: str) -> np.ndarray:
+    node = tree
+    for key in key_path:
+        if not isinstance(node, dict) or key not in node:
+            raise CheckpointError(f"checkpoint has no {what} at {'/'.join(map(str, key_path))}")
+        node = node[key]
+    return np.asarray(node)
+
+
+def _sweep_slice(table: np.ndarray, index: int, what: str) -> np.ndarray:
+    if table.ndim < 1 or table.shape[0] <= index:
+        raise CheckpointError(f"{what} has shape {table.shape}: no sweep entry for experiment {index}")
+    return table[index]
+
+
+def _node_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int, what: str) -> np.ndarray:
+    """Rows 0..N−1 of experiment `index`'s table (sweep padding sliced off)."""
+    table_VxD = _sweep_slice(table_SxVxD, index, what)
+    if table_VxD.ndim != 2 or table_VxD.shape[0] < num_nodes:
+        raise CheckpointError(
+            f"{what} of experiment {index} has shape {table_VxD.shape} (sweep table {table_SxVxD.shape}) "
+            f"but its graph has {num_nodes} nodes: expected (≥{num_nodes}, D)"
+        )
+    return np.asarray(table_VxD[:num_nodes], dtype=np.float64)
+
+
+def sweep_coords(experiment: dict, sweep_keys) -> dict:
+    """The experiment's value of each sweep key (looked up in the entry, its hparams, its graph)."""
+    coords = {}
+    for key in sweep_keys:
+        for source in (experiment, experiment.get("hparams", {}), experiment.get("graph_spec", {}), experiment.get("graph", {})):
+            if isinstance(source, dict) and key in source:
+                coords[key] = source[key]
+                break
+    return coords
+
+
+class _GraphCache:
+    """One Graph and one eigendecomposition per distinct graph spec (seeds share graphs)."""
+
+    def __init__(self):
+        self._graphs, self._eigs = {}, {}
+
+    def graph(self, spec: dict):
+        key = json.dumps(spec, sort_keys=True, default=str)
+        if key not in self._graphs:
+            self._graphs[key] = graphs.make_graph(spec)
+        return self._graphs[key], key
+
+    def eig(self, key: str, graph):
+        if key not in self._eigs:
+            self._eigs[key] = spectral.eigenpairs(graph.adjacency())
+        return self._eigs[key]
+
+
+def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False, W_DxD=None, out_NxD=None, scores=False):
+    """All scalars of one experiment plus the arrays the plots need. See the module docstring."""
+    eigvals_K, eigvecs_NxK = eig
+    scalars = {"geometry/level": geometry.geometric_level(E_NxD, graph.directed_edges(direction, False))}
+    for k in spectral.default_alignment_ks(graph.family, graph):
+        if k <= eigvecs_NxK.shape[1] - 1:
+            scalars[f"spectral/alignment_k{k}"] = spectral.spectral_alignment(E_NxD, eigvecs_NxK, k)
+    arrays = {"eigvals": eigvals_K, "proj": spectral.projection_energy(E_NxD, eigvecs_NxK)}
+    if graph.has_paths and graph.test_paths_QxL.shape[0] >= 2:
+        paths_QxL = graph.test_paths_QxL
+        picked = geometry.sample_nodes(len(paths_QxL), LEAF_FIRSTHOP_MAX_PATHS, seed=0)
+        dist_QxQ = geometry.leaf_firsthop_matrix(E_NxD, paths_QxL[picked])
+        scalars["geometry/leaf_firsthop_gap"] = geometry.leaf_firsthop_gap(dist_QxQ)
+        arrays["leaf_firsthop"] = dist_QxQ
+    adjacency = graph.adjacency()
+    max_hop = 2 * (graph.path_length - 1) if graph.has_paths else 8
+    sources = geometry.SAMPLE_NODES if graph.num_nodes <= geometry.FULL_MAX_NODES else HOP_SOURCES_LARGE
+    arrays["cos_by_hop"] = geometry.cosine_by_hop(E_NxD, adjacency, max_hop, max_sources=sources)
+    if W_DxD is not None:
+        margin = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges)
+        scalars["geometry/margin"] = margin["margin"]
+        scalars["geometry/margin_top1"] = margin["margin_top1"]
+    if scores:
+        score_fn = geometry.bilinear_scores(E_NxD, W_DxD, out_NxD)
+        succ = graph.successors(direction, self_edges)
+        scalars["edge/recall_at_5"] = geometry.edge_recall_at_k(score_fn, succ, 5, self_edges=self_edges)
+        scalars["edge/recall_at_degree"] = geometry.edge_recall_at_k(score_fn, succ, "degree", self_edges=self_edges)
+    return scalars, arrays
+
+
+def _read_metrics(workdir) -> list[dict]:
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; the rest is still usable
+    return records
+
+
+def _experiment_curve(records: list[dict], index: int) -> list[dict]:
+    curve = []
+    for record in records:
+        for entry in record.get("experiments", []):
+            if entry.get("index") == index:
+                curve.append({"step": record["step"], **entry})
+    return curve
+
+
+MEMORIZATION_KEYS = ("edge/recall_at_degree", "edge/recall", "edge/recall_at_5")
+
+
+def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[pathlib.Path]:
+    prefix = out_dir / f"exp{index}"
+    colours_N, colour_label = plots.node_colours(family, graph)
+    label = f"experiment {index} ({family}, N={graph.num_nodes})"
+    paths = [
+        plots.plot_embedding_pca(E_NxD, graph.forward_edges_Ex2, f"{prefix}_pca.png", colours_N, colour_label, f"PCA of node embeddings — {label}"),
+        plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", plots.graph_order(family, graph), f"Cosine vs adjacency — {label}"),
+        plots.plot_spectrum(arrays["eigvals"], arrays["proj"], f"{prefix}_spectrum.png", f"Spectrum vs projection — {label}"),
+        plots.plot_cosine_by_hop(arrays["cos_by_hop"], f"{prefix}_cos_by_hop.png", f"Cosine by hop distance — {label}"),
+    ]
+    if "leaf_firsthop" in arrays:
+        paths.append(plots.plot_leaf_firsthop(arrays["leaf_firsthop"], f"{prefix}_leaf_firsthop.png", f"Leaf × first hop — {label}"))
+    trajectory = [r for r in curve if "node2vec/proj_V" in r and "node2vec/proj_C" in r]
+    if trajectory:
+        records = [{"step": r["step"], "proj_V": r["node2vec/proj_V"], "proj_C": r["node2vec/proj_C"]} for r in trajectory]
+        paths.append(plots.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png", f"Node2Vec projections — {label}"))
+    mem_key = next((k for k in MEMORIZATION_KEYS if any(k in r for r in curve)), None)
+    if mem_key and any("geometry/level" in r for r in curve):
+        paths.append(plots.plot_memorization_vs_geometry(curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level", f"Memorization vs geometry — {label}"))
+    return paths
+
+
+def _merge_summary(workdir, step, rows, aggregate) -> None:
+    """Merge the analysis scalars into summary.json (atomic write, other keys kept)."""
+    path = pathlib.Path(workdir) / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    by_index = {e.get("index"): e for e in summary.setdefault("experiments", [])}
+    for row in rows:
+        entry = by_index.get(row["index"])
+        if entry is None:
+            entry = {"index": row["index"], **row["coords"]}
+            summary["experiments"].append(entry)
+        entry.setdefault("final", {}).update(row["scalars"])
+        entry["final"]["analysis/step"] = step
+    groups = summary.setdefault("aggregate", [])
+    for group in aggregate:
+        match = next((g for g in groups if g.get("coords") == group["coords"]), None)
+        if match is None:
+            groups.append({"coords": group["coords"], "n": group["n"], "metrics": dict(group["metrics"])})
+        else:
+            match.setdefault("metrics", {}).update(group["metrics"])
+    report.write_json_atomic(path, summary)
+
+
+def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool = True, ckpt=None) -> dict:
+    """Analyse the checkpoint at `step` (default: latest complete) of the run in `workdir`.
+
+    Writes the scalars into summary.json (each experiment's "final", plus the seed
+    aggregates), plots and `report.md` into `out_dir` (default `<workdir>/report/`).
+    Seed aggregation groups experiments by every sweep coordinate except seed and
+    reports mean, std (ddof=1; 0 for n=1) and ci95 = Student-t 95% half-width
+    t.ppf(0.975, n−1)·std/√n. Raises CheckpointError when there is no complete
+    checkpoint, the step does not exist (message lists available steps) or the
+    embedding table does not match the graph (message has both shapes).
+    Returns {"step", "experiments": [{"index", "coords", "scalars"}], "aggregate",
+    "report", "arrays": {index: {"eigvals", "proj", "cos_by_hop", ["leaf_firsthop"]}}}.
+    """
+    ckpt = ckpt or _default_ckpt()
+    workdir = pathlib.Path(workdir)
+    step, notes = _pick_step(ckpt, workdir, step)
+    meta = ckpt.load_meta(workdir)
+    tree = ckpt.restore_numpy(workdir, step)
+    model = meta.get("model", {})
+    family = str(model.get("family", ""))
+    embed_SxVxD = _leaf(tree, model.get("embedding", ["params", "embed", "embedding"]), "token embedding")
+    out_path = model.get("output_embedding")
+    out_SxVxD = _leaf(tree, out_path, "output embedding") if out_path else None
+    bilinear_path = model.get("bilinear")
+    W_SxDxD = _leaf(tree, bilinear_path, "bilinear W") if bilinear_path else None
+    is_node2vec = "node2vec" in family.lower()
+    sweep_keys = meta.get("sweep_keys", ["seed"])
+    out_dir = pathlib.Path(out_dir) if out_dir is not None else workdir / "report"
+    records = _read_metrics(workdir) if make_plots else []
+
+    cache = _GraphCache()
+    rows, all_arrays, plot_paths = [], {}, {}
+    for exp in meta["experiments"]:
+        index = int(exp["index"])
+        graph, key = cache.graph(exp["graph_spec"])
+        E_NxD = _node_rows(embed_SxVxD, index, graph.num_nodes, "token embedding")
+        out_NxD = _node_rows(out_SxVxD, index, graph.num_nodes, "output embedding") if out_SxVxD is not None else None
+        W_DxD = None
+        if W_SxDxD is not None:
+            W_DxD = np.asarray(_sweep_slice(W_SxDxD, index, "bilinear W"), dtype=np.float64)
+            if W_DxD.shape != (E_NxD.shape[1], E_NxD.shape[1]):
+                raise CheckpointError(f"bilinear W of experiment {index} has shape {W_DxD.shape}; embedding width is {E_NxD.shape[1]}")
+        elif is_node2vec:
+            W_DxD = np.eye(E_NxD.shape[1])
+        scalars, arrays = experiment_scalars(
+            E_NxD, graph, cache.eig(key, graph),
+            direction=exp.get("edges", "both"), self_edges=bool(exp.get("self_edges", False)),
+            W_DxD=W_DxD, out_NxD=out_NxD, scores=W_SxDxD is not None or is_node2vec,
+        )
+        rows.append({"index": index, "coords": sweep_coords(exp, sweep_keys), "scalars": scalars})
+        all_arrays[index] = arrays
+        if make_plots:
+            plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, _experiment_curve(records, index), out_dir)
+
+    aggregate = report.aggregate_over_seeds(rows)
+    _merge_summary(workdir, step, rows, aggregate)
+    notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
+    report_path = report.write_report(out_dir, f"Analysis of {workdir.name} at step {step}", rows, aggregate, plot_paths, notes)
+    return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays}
+
+
+def export_embeddings(workdir, step: int | None, out_dir, ckpt=None) -> pathlib.Path:
+    """Write each experiment's node embedding rows (node-id order, float32) as emb_<index>.npy.
+
+    Also writes index.json: [{"index", "file", "coords", "graph_spec", "num_nodes", "step"}].
+    Refuses (CheckpointError) when out_dir exists and is not empty. Returns out_dir.
+    """
+    ckpt = ckpt or _default_ckpt()
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise CheckpointError(f"{out_dir}: export directory exists and is not empty; choose a new one")
+    step, _ = _pick_step(ckpt, workdir, step)
+    meta = ckpt.load_meta(workdir)
+    tree = ckpt.restore_numpy(workdir, step)
+    model = meta.get("model", {})
+    embed_SxVxD = _leaf(tree, model.get("embedding", ["params", "embed", "embedding"]), "token embedding")
+    sweep_keys = meta.get("sweep_keys", ["seed"])
+    cache = _GraphCache()
+    entries, tables = [], []
+    for exp in meta["experiments"]:
+        index = int(exp["index"])
+        graph, _ = cache.graph(exp["graph_spec"])
+        tables.append((index, _node_rows(embed_SxVxD, index, graph.num_nodes, "token embedding")))
+        entries.append({"index": index, "file": f"emb_{index}.npy", "coords": sweep_coords(exp, sweep_keys),
+                        "graph_spec": exp["graph_spec"], "num_nodes": int(graph.num_nodes), "step": step})
+    out_dir.mkdir(parents=True, exist_ok=True)  # only after every check passed
+    for index, E_NxD in tables:
+        np.save(out_dir / f"emb_{index}.npy", E_NxD.astype(np.float32))
+    report.write_json_atomic(out_dir / "index.json", entries)
+    return out_dir
+
+
+if __name__ == "__main__":  # python -m geomem_jax.analysis.analyze <workdir> [step]
+    result = analyze_run(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    print(result["report"])

@@ -1,0 +1,249 @@
+"""Geometric measures of node embeddings (SPEC §5, §7). numpy / scipy only.
+
+Everything here streams over rows in chunks so that a 50,001 × 384 table never
+produces an N × N dense matrix. Quantities that need node × node scores (margin,
+recall, cosine by hop) run on all nodes when N ≤ `FULL_MAX_NODES` and otherwise on
+a fixed-seed sample of `SAMPLE_NODES` source nodes (scored against ALL N nodes);
+the sample is drawn with `numpy.random.default_rng(seed)` without replacement.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+
+FULL_MAX_NODES = 5000
+SAMPLE_NODES = 2000
+ROW_CHUNK = 256
+_EPS = 1e-12
+
+
+def unit_rows(E_NxD: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float64 for small and float32 kept."""
+    E_NxD = np.asarray(E_NxD)
+    if E_NxD.dtype not in (np.float32, np.float64):
+        E_NxD = E_NxD.astype(np.float64)
+    norms_N1 = np.linalg.norm(E_NxD, axis=1, keepdims=True)
+    return E_NxD / np.maximum(norms_N1, _EPS)
+
+
+def sample_nodes(num_nodes: int, max_nodes: int = SAMPLE_NODES, seed: int = 0) -> np.ndarray:
+    """All node ids if num_nodes ≤ max_nodes, else a sorted fixed-seed sample of max_nodes ids."""
+    if num_nodes <= max_nodes:
+        return np.arange(num_nodes)
+    return np.sort(np.random.default_rng(seed).choice(num_nodes, size=max_nodes, replace=False))
+
+
+def geometric_level(E_NxD: np.ndarray, directed_edges_Ex2: np.ndarray, chunk: int = 65536) -> float:
+    """Mean cosine similarity cos(E_u, E_v) over the directed edges (u, v)."""
+    edges_Ex2 = np.asarray(directed_edges_Ex2, dtype=np.int64).reshape(-1, 2)
+    if len(edges_Ex2) == 0:
+        return float("nan")
+    unit_NxD = unit_rows(E_NxD)
+    total = 0.0
+    for start in range(0, len(edges_Ex2), chunk):
+        block_Cx2 = edges_Ex2[start : start + chunk]
+        total += float(np.einsum("cd,cd->", unit_NxD[block_Cx2[:, 0]], unit_NxD[block_Cx2[:, 1]], dtype=np.float64))
+    return total / len(edges_Ex2)
+
+
+def _neighbour_mask(adjacency, rows: np.ndarray) -> np.ndarray:
+    """Dense boolean (len(rows) × N) mask of the undirected neighbours of `rows`."""
+    adj = sp.csr_matrix(adjacency)
+    return adj[rows].toarray() != 0
+
+
+def spectral_bilinear(E_NxD: np.ndarray, W_DxD: np.ndarray) -> np.ndarray:
+    """W' = V diag(λ) Vᵀ with E = U S Vᵀ (economy SVD) and λ_k = (Vᵀ W V)_kk (SPEC §7).
+
+    W' keeps only the part of W that is diagonal in E's right singular basis; the
+    economy SVD gives rank ≤ min(N, D), so E may be wider than tall.
+    """
+    E_NxD = np.asarray(E_NxD, dtype=np.float64)
+    W_DxD = np.asarray(W_DxD, dtype=np.float64)
+    _, _, vt_RxD = np.linalg.svd(E_NxD, full_matrices=False)
+    lam_R = np.einsum("rd,de,re->r", vt_RxD, W_DxD, vt_RxD)
+    return (vt_RxD.T * lam_R) @ vt_RxD
+
+
+def geometric_margin(
+    E_NxD: np.ndarray,
+    W_DxD: np.ndarray,
+    adjacency,
+    self_edges: bool = False,
+    max_nodes: int = SAMPLE_NODES,
+    seed: int = 0,
+) -> dict:
+    """Geometric margin of an E W Eᵀ memory (SPEC §7).
+
+    Logits L = E W' Eᵀ with W' from `spectral_bilinear`. For each node u with at least
+    one neighbour and one non-neighbour:
+        margin_u = max_{v ∈ nbr(u)} L_uv − max_{v ∉ nbr(u), v ≠ u} L_uv
+    and `margin` is the mean over those nodes. `margin_top1` (skewed top-1) is the
+    fraction of those nodes whose argmax over candidates v ≠ u is a true neighbour.
+    Self is excluded from both maxima; with `self_edges=True` the model was trained on
+    u → u, so u counts as one of its own neighbours (a candidate, not a non-neighbour).
+    `adjacency` is the undirected 0/1 matrix (its diagonal is ignored).
+    Sampling: when N > max_nodes, u runs over a fixed-seed sample of max_nodes nodes
+    (each scored against all N nodes); `num_nodes_scored` reports how many were used.
+    """
+    E_NxD = np.asarray(E_NxD, dtype=np.float64)
+    num_nodes = E_NxD.shape[0]
+    right_DxN = spectral_bilinear(E_NxD, W_DxD) @ E_NxD.T
+    rows_R = sample_nodes(num_nodes, max_nodes, seed)
+    margins, hits = [], []
+    for start in range(0, len(rows_R), ROW_CHUNK):
+        rows_C = rows_R[start : start + ROW_CHUNK]
+        logits_CxN = E_NxD[rows_C] @ right_DxN
+        nbr_CxN = _neighbour_mask(adjacency, rows_C)
+        self_CxN = np.zeros_like(nbr_CxN)
+        self_CxN[np.arange(len(rows_C)), rows_C] = True
+        nbr_CxN &= ~self_CxN
+        if self_edges:
+            nbr_CxN |= self_CxN
+        non_CxN = ~nbr_CxN & ~self_CxN
+        best_nbr_C = np.where(nbr_CxN, logits_CxN, -np.inf).max(axis=1)
+        best_non_C = np.where(non_CxN, logits_CxN, -np.inf).max(axis=1)
+        valid_C = np.isfinite(best_nbr_C) & np.isfinite(best_non_C)
+        margins.append((best_nbr_C - best_non_C)[valid_C])
+        hits.append((best_nbr_C >= best_non_C)[valid_C])
+    margins_U = np.concatenate(margins)
+    hits_U = np.concatenate(hits)
+    if margins_U.size == 0:
+        return {"margin": float("nan"), "margin_top1": float("nan"), "num_nodes_scored": 0}
+    return {
+        "margin": float(margins_U.mean()),
+        "margin_top1": float(hits_U.mean()),
+        "num_nodes_scored": int(margins_U.size),
+    }
+
+
+def cosine_distance_rows(A_PxD: np.ndarray, B_QxD: np.ndarray) -> np.ndarray:
+    """1 − cos(a_i, b_j) for every row pair (P × Q)."""
+    return 1.0 - unit_rows(np.asarray(A_PxD, dtype=np.float64)) @ unit_rows(np.asarray(B_QxD, dtype=np.float64)).T
+
+
+def leaf_firsthop_matrix(E_NxD: np.ndarray, test_paths_QxL: np.ndarray) -> np.ndarray:
+    """Q×Q cosine distance between the leaf of path i (last column) and the first hop of path j.
+
+    Paths are rows root, n1, …, leaf; the first hop is column 1. A clear low diagonal
+    means each leaf sits next to its own arm's first node (geometry).
+    """
+    paths_QxL = np.asarray(test_paths_QxL, dtype=np.int64)
+    E_NxD = np.asarray(E_NxD)
+    return cosine_distance_rows(E_NxD[paths_QxL[:, -1]], E_NxD[paths_QxL[:, 1]])
+
+
+def leaf_firsthop_gap(dist_QxQ: np.ndarray) -> float:
+    """Mean off-diagonal minus mean diagonal distance (positive = geometry). nan if Q < 2."""
+    dist_QxQ = np.asarray(dist_QxQ, dtype=np.float64)
+    num = dist_QxQ.shape[0]
+    if num < 2:
+        return float("nan")
+    diag_mean = float(np.trace(dist_QxQ)) / num
+    off_mean = (float(dist_QxQ.sum()) - float(np.trace(dist_QxQ))) / (num * num - num)
+    return off_mean - diag_mean
+
+
+def path_distance_matrix(E_NxD: np.ndarray, paths_PxL: np.ndarray) -> np.ndarray:
+    """P×P mean cosine distance between the node sets of two paths, root excluded.
+
+    entry (a, b) = mean over x ∈ path a[1:], y ∈ path b[1:] of 1 − cos(E_x, E_y)
+                 = 1 − mean_unit(a) · mean_unit(b), computed from per-path mean unit vectors.
+    The diagonal includes the pairs x = y (distance 0).
+    """
+    paths_PxL = np.asarray(paths_PxL, dtype=np.int64)
+    unit_NxD = unit_rows(np.asarray(E_NxD, dtype=np.float64))
+    mean_unit_PxD = unit_NxD[paths_PxL[:, 1:]].mean(axis=1)
+    return 1.0 - mean_unit_PxD @ mean_unit_PxD.T
+
+
+def cosine_by_hop(
+    E_NxD: np.ndarray,
+    adjacency,
+    max_hop: int,
+    max_sources: int = SAMPLE_NODES,
+    seed: int = 0,
+    chunk: int = 128,
+) -> np.ndarray:
+    """Mean cosine similarity of node pairs (u, v) at shortest-path distance h = 1..max_hop.
+
+    Returns an array of length max_hop (entry h−1 for hop h; nan where no pair exists).
+    Pairs are ordered (u, v), u a source. Sources: every node if N ≤ max_sources, else a
+    fixed-seed sample of max_sources nodes, each paired with all N nodes (BFS distances
+    from `scipy.sparse.csgraph.shortest_path`, chunked over sources).
+    """
+    unit_NxD = unit_rows(E_NxD)
+    adj = sp.csr_matrix(adjacency)
+    sources_S = sample_nodes(adj.shape[0], max_sources, seed)
+    sums_H = np.zeros(max_hop + 1)
+    counts_H = np.zeros(max_hop + 1)
+    for start in range(0, len(sources_S), chunk):
+        rows_C = sources_S[start : start + chunk]
+        hops_CxN = csgraph.shortest_path(adj, method="D", unweighted=True, directed=False, indices=rows_C)
+        cos_CxN = unit_NxD[rows_C] @ unit_NxD.T
+        reachable = np.isfinite(hops_CxN) & (hops_CxN >= 1) & (hops_CxN <= max_hop)
+        hop_idx = hops_CxN[reachable].astype(np.int64)
+        sums_H += np.bincount(hop_idx, weights=cos_CxN[reachable], minlength=max_hop + 1)
+        counts_H += np.bincount(hop_idx, minlength=max_hop + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums_H / counts_H)[1:]
+
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def bilinear_scores(E_NxD: np.ndarray, W_DxD: np.ndarray | None = None, out_NxD: np.ndarray | None = None) -> ScoreFn:
+    """Score rows for a node × node bilinear memory: rows ↦ E[rows] W Outᵀ (W = I, Out = E by default)."""
+    E_NxD = np.asarray(E_NxD, dtype=np.float64)
+    out_NxD = E_NxD if out_NxD is None else np.asarray(out_NxD, dtype=np.float64)
+    right_DxN = out_NxD.T if W_DxD is None else np.asarray(W_DxD, dtype=np.float64) @ out_NxD.T
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return E_NxD[rows] @ right_DxN
+
+    return score
+
+
+def edge_recall_at_k(
+    scores,
+    successors: tuple[np.ndarray, np.ndarray],
+    k: int | str,
+    self_edges: bool = False,
+    max_nodes: int = SAMPLE_NODES,
+    seed: int = 0,
+) -> float:
+    """Top-k edge recall of a node × node score.
+
+    For a node u with successor set S_u (|S_u| ≥ 1) and T_u = the k highest-scoring
+    candidates v (v ≠ u unless `self_edges`):
+        recall_u = |T_u ∩ S_u| / min(k, |S_u|)
+    averaged over nodes with ≥ 1 successor. With k = "degree" (k = |S_u| per node) this
+    is SPEC §5's recall@degree (the fraction of true successors in the top-|S_u|);
+    dividing by min(k, |S_u|) makes a perfect memory score 1 for every k.
+    `scores` is an N×N array or a callable rows ↦ (len(rows) × N) score block;
+    `successors` = (indptr, indices) CSR lists. Ties are broken by node id.
+    Sampling: for N > max_nodes a fixed-seed sample of max_nodes nodes is scored.
+    """
+    indptr, indices = (np.asarray(a, dtype=np.int64) for a in successors)
+    num_nodes = len(indptr) - 1
+    score_fn = scores if callable(scores) else (lambda rows, table=np.asarray(scores): table[rows])
+    rows_R = sample_nodes(num_nodes, max_nodes, seed)
+    outdeg_R = indptr[rows_R + 1] - indptr[rows_R]
+    rows_R = rows_R[outdeg_R > 0]
+    recalls = []
+    for start in range(0, len(rows_R), ROW_CHUNK):
+        rows_C = rows_R[start : start + ROW_CHUNK]
+        block_CxN = np.array(score_fn(rows_C), dtype=np.float64, copy=True)
+        if not self_edges:
+            block_CxN[np.arange(len(rows_C)), rows_C] = -np.inf
+        order_CxN = np.argsort(-block_CxN, axis=1, kind="stable")
+        for row, order_N in zip(rows_C, order_CxN):
+            succ = indices[indptr[row] : indptr[row + 1]]
+            k_u = len(succ) if k == "degree" else int(k)
+            top = order_N[:k_u]
+            recalls.append(np.isin(top, succ).sum() / min(k_u, len(succ)))
+    return float(np.mean(recalls)) if recalls else float("nan")

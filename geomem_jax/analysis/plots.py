@@ -1,0 +1,206 @@
+"""Figures of the analysis stage (matplotlib, Agg backend, headless).
+
+Every function titles the figure, labels axes and colour bars, saves one PNG and
+returns its path. Graphs with more than `MAX_DRAWN_NODES` nodes are drawn on a
+fixed-seed node sample (the caption says so).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from scipy.sparse import csgraph  # noqa: E402
+
+from geomem_jax.analysis.geometry import sample_nodes, unit_rows  # noqa: E402
+from geomem_jax.analysis.spectral import normalised_spectrum  # noqa: E402
+
+MAX_DRAWN_NODES = 500
+MAX_DRAWN_MODES = 60
+
+
+def _save(fig, path) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def star_arms(adjacency, root: int) -> np.ndarray:
+    """Arm (root subtree) id per node of a star graph; the root gets −1.
+
+    Arms are the connected components left after deleting the root, numbered in the
+    order of their smallest node id.
+    """
+    adj = sp.csr_matrix(adjacency).tolil()
+    adj[root, :] = 0
+    adj[:, root] = 0
+    _, labels_N = csgraph.connected_components(adj.tocsr(), directed=False)
+    labels_N = labels_N.astype(np.int64)
+    labels_N[root] = -1
+    return labels_N
+
+
+def node_colours(family: str, graph) -> tuple[np.ndarray, str]:
+    """Per-node colour values and their meaning: arm for star graphs, position otherwise."""
+    name = str(family).lower()
+    if "star" in name or "tree" in name:
+        return star_arms(graph.adjacency(), int(graph.root)).astype(float), "arm"
+    if "grid" in name:
+        spec = getattr(graph, "spec", {}) or {}
+        cols = int(spec.get("cols", spec.get("c", 0)) or 0)
+        if cols > 0:
+            ids = np.arange(graph.num_nodes)
+            return (ids // cols + ids % cols).astype(float), "row + column"
+    return np.arange(graph.num_nodes, dtype=float), "node id (position)"
+
+
+def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="node id", title="Node embeddings (PCA)", seed=0):
+    """3-D PCA scatter of node embeddings with the graph's edges drawn as segments."""
+    E_NxD = np.asarray(E_NxD, dtype=np.float64)
+    num_nodes = E_NxD.shape[0]
+    drawn_M = sample_nodes(num_nodes, MAX_DRAWN_NODES, seed)
+    centred_NxD = E_NxD - E_NxD.mean(axis=0)
+    _, sing_R, vt_RxD = np.linalg.svd(centred_NxD[drawn_M], full_matrices=False)
+    num_comp = min(3, vt_RxD.shape[0])
+    coords_Nx3 = np.zeros((num_nodes, 3))
+    coords_Nx3[:, :num_comp] = centred_NxD @ vt_RxD[:num_comp].T
+    explained = sing_R**2 / max(float(np.sum(sing_R**2)), 1e-300)
+    colours_N = np.arange(num_nodes, dtype=float) if colours_N is None else np.asarray(colours_N, dtype=float)
+
+    fig = plt.figure(figsize=(6.5, 5.5))
+    ax = fig.add_subplot(projection="3d")
+    is_drawn = np.zeros(num_nodes, bool)
+    is_drawn[drawn_M] = True
+    edges_Ex2 = np.asarray(edges_Ex2, dtype=np.int64).reshape(-1, 2)
+    edges_Ex2 = edges_Ex2[is_drawn[edges_Ex2[:, 0]] & is_drawn[edges_Ex2[:, 1]]]
+    for u, v in edges_Ex2[:2000]:
+        ax.plot(*coords_Nx3[[u, v]].T, color="0.6", linewidth=0.6, zorder=1)
+    points = ax.scatter(*coords_Nx3[drawn_M].T, c=colours_N[drawn_M], cmap="viridis", s=18, zorder=2)
+    fig.colorbar(points, ax=ax, shrink=0.6, pad=0.1, label=colour_label)
+    for axis_set, i in ((ax.set_xlabel, 0), (ax.set_ylabel, 1), (ax.set_zlabel, 2)):
+        share = explained[i] if i < len(explained) else 0.0
+        axis_set(f"PC{i + 1} ({100 * share:.0f}%)")
+    sampled = f" — {len(drawn_M)} of {num_nodes} nodes" if len(drawn_M) < num_nodes else ""
+    ax.set_title(title + sampled)
+    return _save(fig, path)
+
+
+def plot_cosine_heatmap(E_NxD, adjacency, path, order_N=None, title="Cosine similarity vs adjacency", seed=0):
+    """Node×node cosine-similarity heatmap beside the adjacency matrix, both in `order_N`."""
+    num_nodes = np.asarray(E_NxD).shape[0]
+    drawn_M = sample_nodes(num_nodes, MAX_DRAWN_NODES, seed)
+    if order_N is not None:
+        order_N = np.asarray(order_N)
+        keep = np.isin(order_N, drawn_M)
+        drawn_M = order_N[keep]
+    unit_MxD = unit_rows(np.asarray(E_NxD, dtype=np.float64)[drawn_M])
+    cos_MxM = unit_MxD @ unit_MxD.T
+    adj_MxM = sp.csr_matrix(adjacency)[drawn_M][:, drawn_M].toarray()
+
+    fig, (ax_c, ax_a) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    image = ax_c.imshow(cos_MxM, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax_c, label="cosine similarity")
+    ax_c.set_title("embedding cosine similarity")
+    image_a = ax_a.imshow(adj_MxM, cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image_a, ax=ax_a, label="edge (1) / no edge (0)")
+    ax_a.set_title("adjacency")
+    for ax in (ax_c, ax_a):
+        ax.set_xlabel("node (graph order)")
+        ax.set_ylabel("node (graph order)")
+    sampled = f" — {len(drawn_M)} of {num_nodes} nodes" if len(drawn_M) < num_nodes else ""
+    fig.suptitle(title + sampled)
+    return _save(fig, path)
+
+
+def plot_spectrum(eigvals_K, proj_K, path, title="Spectrum vs embedding projection"):
+    """Bars of normalised eigenvalue and normalised projection ‖Eᵀe_i‖ per mode (trivial dropped)."""
+    vals, projs = normalised_spectrum(eigvals_K, proj_K, drop_trivial=True)
+    vals, projs = vals[:MAX_DRAWN_MODES], projs[:MAX_DRAWN_MODES]
+    index = np.arange(1, len(vals) + 1)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(index - 0.2, vals, width=0.4, label="eigenvalue of M (÷ max)")
+    ax.bar(index + 0.2, projs, width=0.4, label="projection ‖Eᵀe_i‖ (÷ max)")
+    ax.axhline(0, color="k", linewidth=0.5)
+    ax.set_xlabel("eigen-index i (descending eigenvalue, trivial mode dropped)")
+    ax.set_ylabel("normalised value")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_node2vec_trajectories(records, path, title="Node2Vec: projections on eigenvectors over training", max_modes=8):
+    """‖Vᵀe_i‖ and ‖Ce_i‖ over steps; records = [{"step", "proj_V": [K], "proj_C": [K]}, ...]."""
+    steps = np.array([r["step"] for r in records])
+    proj_V_TxK = np.array([r["proj_V"] for r in records], dtype=float)[:, :max_modes]
+    proj_C_TxK = np.array([r["proj_C"] for r in records], dtype=float)[:, :max_modes]
+    fig, (ax_v, ax_c) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for i in range(proj_V_TxK.shape[1]):
+        ax_v.plot(steps, proj_V_TxK[:, i], label=f"e_{i}")
+        ax_c.plot(steps, proj_C_TxK[:, i], label=f"e_{i}")
+    ax_v.set_ylabel("‖Vᵀ e_i‖")
+    ax_c.set_ylabel("‖C e_i‖")
+    ax_v.set_title("embedding projection")
+    ax_c.set_title("gradient operator C on e_i")
+    for ax in (ax_v, ax_c):
+        ax.set_xlabel("training step")
+    ax_v.legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_memorization_vs_geometry(records, path, memorization_key, level_key, title="Memorization vs geometric level"):
+    """Two panels over training: edge memorization and geometric level from metrics records."""
+    pairs = [(r["step"], r.get(memorization_key), r.get(level_key)) for r in records]
+    fig, (ax_m, ax_g) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for ax, col, key in ((ax_m, 1, memorization_key), (ax_g, 2, level_key)):
+        points = np.array([(p[0], p[col]) for p in pairs if p[col] is not None], dtype=float).reshape(-1, 2)
+        ax.plot(points[:, 0], points[:, 1], marker="o", markersize=3)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(key)
+        ax.set_title(key)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_leaf_firsthop(dist_QxQ, path, title="Leaf × first-hop cosine distance (test paths)", seed=0):
+    """Heatmap of leaf(i) vs first-hop(j) cosine distances; a low diagonal = geometry."""
+    dist_QxQ = np.asarray(dist_QxQ, dtype=float)
+    drawn = sample_nodes(dist_QxQ.shape[0], MAX_DRAWN_NODES, seed)
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    image = ax.imshow(dist_QxQ[np.ix_(drawn, drawn)], cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="cosine distance 1 − cos")
+    ax.set_xlabel("test path j (first hop n1)")
+    ax.set_ylabel("test path i (leaf)")
+    sampled = f" — {len(drawn)} of {dist_QxQ.shape[0]} paths" if len(drawn) < dist_QxQ.shape[0] else ""
+    ax.set_title(title + sampled)
+    return _save(fig, path)
+
+
+def plot_cosine_by_hop(cos_H, path, title="Cosine similarity by hop distance"):
+    """Mean cosine similarity against shortest-path hop distance 1..H."""
+    hops = np.arange(1, len(cos_H) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.plot(hops, cos_H, marker="o")
+    ax.set_xlabel("hop distance")
+    ax.set_ylabel("mean cosine similarity")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def graph_order(family: str, graph) -> np.ndarray:
+    """Node order for heatmaps: star graphs root first, then arm by arm from the root outwards;
+    other families keep node-id order (ids already follow the cycle / grid rows)."""
+    name = str(family).lower()
+    if ("star" in name or "tree" in name) and graph.root is not None:
+        adj = graph.adjacency()
+        arms_N = star_arms(adj, int(graph.root))
+        hops_N = csgraph.shortest_path(adj, unweighted=True, directed=False, indices=int(graph.root))
+        return np.lexsort((np.arange(graph.num_nodes), hops_N, arms_N))
+    return np.arange(graph.num_nodes)

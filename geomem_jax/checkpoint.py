@@ -1,0 +1,181 @@
+"""Orbax checkpoints of the stacked sweep state. The only module that imports orbax.
+
+Layout: <workdir>/checkpoints/<step>/{state,extra}. Orbax writes each step into a
+temporary directory and renames it when complete, so a crash leaves either a whole
+step or a tmp directory that readers ignore (and report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+
+import numpy as np
+
+from geomem_jax.errors import CheckpointError
+
+CKPT_DIR = "checkpoints"
+_TMP_RE = re.compile(r"^(\d+)\.orbax-checkpoint-tmp")
+
+
+def _ckpt_root(workdir) -> pathlib.Path:
+    return pathlib.Path(workdir).absolute() / CKPT_DIR
+
+
+def complete_steps(workdir) -> list[int]:
+    """Steps whose checkpoint was committed (Orbax renamed its tmp dir), ascending."""
+    root = _ckpt_root(workdir)
+    if not root.is_dir():
+        return []
+    steps = []
+    for child in root.iterdir():
+        if child.is_dir() and child.name.isdigit() and (child / "state").is_dir():
+            steps.append(int(child.name))
+    return sorted(steps)
+
+
+def incomplete_steps(workdir) -> list[int]:
+    """Steps whose checkpoint was being written when the process died."""
+    root = _ckpt_root(workdir)
+    if not root.is_dir():
+        return []
+    steps = set()
+    for child in root.iterdir():
+        match = _TMP_RE.match(child.name)
+        if match:
+            steps.add(int(match.group(1)))
+        elif child.is_dir() and child.name.isdigit() and not (child / "state").is_dir():
+            steps.add(int(child.name))
+    return sorted(steps)
+
+
+class Checkpointer:
+    """Saves the stacked train state every chunk; a context manager that waits on exit."""
+
+    def __init__(self, workdir, max_to_keep: int | None = 3):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self._manager = ocp.CheckpointManager(
+            _ckpt_root(workdir), options=options, item_names=("state", "extra")
+        )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def save(self, step: int, state, extra: dict) -> None:
+        ocp = self._ocp
+        self._manager.save(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(extra)
+            ),
+            force=True,
+        )
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def restore(self, step: int, abstract_state):
+        """Restores the state with the structure, shapes and dtypes of `abstract_state`."""
+        ocp = self._ocp
+        restored = self._manager.restore(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()
+            ),
+        )
+        return restored["state"], restored["extra"]
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def _latest_or(workdir, step: int | None) -> int:
+    steps = complete_steps(workdir)
+    if not steps:
+        half = incomplete_steps(workdir)
+        detail = f" (half-written: {half})" if half else ""
+        raise CheckpointError(f"{workdir}: no complete checkpoint under {CKPT_DIR}/{detail}")
+    if step is None:
+        return steps[-1]
+    if step not in steps:
+        raise CheckpointError(f"{workdir}: no checkpoint at step {step}; available steps: {steps}")
+    return step
+
+
+def restore_numpy(workdir, step: int | None = None) -> dict:
+    """The saved state as nested dicts of numpy arrays (leading sweep axis S).
+
+    Needs no model code: the structure comes from the checkpoint's own metadata.
+    """
+    import orbax.checkpoint as ocp
+
+    step = _latest_or(workdir, step)
+    path = _ckpt_root(workdir) / str(step) / "state"
+    try:
+        with ocp.PyTreeCheckpointer() as ckptr:
+            meta = ckptr.metadata(path)
+            tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
+            restore_args = _numpy_restore_args(ocp, tree)
+            state = ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    except CheckpointError:
+        raise
+    except Exception as err:  # corrupted or truncated files
+        raise CheckpointError(f"{path}: checkpoint cannot be read ({type(err).__name__}: {err})") from None
+    return _to_numpy(state)
+
+
+def _numpy_restore_args(ocp, tree):
+    if isinstance(tree, dict):
+        return {k: _numpy_restore_args(ocp, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_numpy_restore_args(ocp, v) for v in tree)
+    return ocp.RestoreArgs(restore_type=np.ndarray)
+
+
+def _to_numpy(tree):
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_to_numpy(v) for v in tree)
+    return np.asarray(tree)
+
+
+def read_extra(workdir, step: int) -> dict:
+    path = _ckpt_root(workdir) / str(step) / "extra"
+    files = sorted(path.glob("*")) if path.is_dir() else []
+    for candidate in files:
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    raise CheckpointError(f"{path}: missing checkpoint metadata")
+
+
+def load_meta(workdir) -> dict:
+    path = pathlib.Path(workdir) / "meta.json"
+    if not path.is_file():
+        raise CheckpointError(f"{workdir}: not a geomem run directory (no meta.json)")
+    return json.loads(path.read_text())
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write JSON through a temporary file and rename, so readers never see half a file."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

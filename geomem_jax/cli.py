@@ -1,0 +1,183 @@
+"""`geomem` command line: thin wrappers over importable functions (usable from Colab too).
+
+    geomem run      [--config=FILE[:PRESET]] [--config.key=value ...] [--workdir=DIR] [--resume]
+    geomem train    --config=FILE[:PRESET] [--config.key=value ...] --workdir=DIR [--resume]
+    geomem analyze  --workdir=DIR [--step=N]
+    geomem export-graph      --config=FILE[:PRESET] [--config.graph.*=...] --out=DIR
+    geomem export-embeddings --workdir=DIR [--step=N] --out=DIR
+
+User errors print one line `geomem: error: ...` and exit 2; nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from geomem_jax.errors import UserError
+
+DEFAULT_CONFIG = "configs/quickstart.py"
+COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings")
+FLAGS = {
+    "run": {"config", "workdir", "resume", "no-progress", "no-analyze"},
+    "train": {"config", "workdir", "resume", "no-progress"},
+    "analyze": {"workdir", "step", "no-plots"},
+    "export-graph": {"config", "out", "prefix"},
+    "export-embeddings": {"workdir", "step", "out"},
+}
+BOOLEAN_FLAGS = {"resume", "no-progress", "no-analyze", "no-plots"}
+
+
+def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
+    """-> (command, flags, config overrides as (dotted key, text))."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        raise SystemExit(__doc__)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        raise UserError(f"unknown command {command!r}: expected one of {', '.join(COMMANDS)}")
+    flags, overrides = {}, []
+    for arg in rest:
+        if arg in ("-h", "--help"):
+            raise SystemExit(__doc__)
+        if not arg.startswith("--"):
+            raise UserError(f"unexpected argument {arg!r}: flags look like --name=value")
+        name, eq, value = arg[2:].partition("=")
+        if name.startswith("config."):
+            if not eq:
+                raise UserError(f"--{name} needs a value: --{name}=VALUE")
+            overrides.append((name[len("config."):], value))
+            continue
+        if name not in FLAGS[command]:
+            raise UserError(f"geomem {command}: unknown flag --{name}; allowed: "
+                            + ", ".join(f"--{f}" for f in sorted(FLAGS[command])) + ", --config.<key>=<value>")
+        if name in BOOLEAN_FLAGS:
+            flags[name] = value.lower() not in ("false", "0", "no") if eq else True
+        else:
+            if not eq or not value:
+                raise UserError(f"--{name} needs a value: --{name}=VALUE")
+            flags[name] = value
+    return command, flags, overrides
+
+
+def load(flags: dict, overrides, default: str | None = None):
+    from geomem_jax import config as config_lib
+
+    spec = flags.get("config", default)
+    if spec is None:
+        raise UserError("--config=FILE[:PRESET] is required")
+    cfg = config_lib.load_config(spec)
+    for dotted, text in overrides:
+        config_lib.apply_override(cfg, dotted, text)
+    return cfg
+
+
+def _required(flags: dict, name: str, command: str) -> str:
+    if name not in flags:
+        raise UserError(f"geomem {command}: --{name}=... is required")
+    return flags[name]
+
+
+def _step(flags):
+    if "step" not in flags:
+        return None
+    try:
+        return int(flags["step"])
+    except ValueError:
+        raise UserError(f"--step={flags['step']!r}: expected a whole number") from None
+
+
+def cmd_train(flags, overrides, command="train"):
+    from geomem_jax import loop
+
+    cfg = load(flags, overrides, DEFAULT_CONFIG if command == "run" else None)
+    workdir = flags.get("workdir") or (f"runs/{cfg.name}" if command == "run" else _required(flags, "workdir", command))
+    summary = loop.run(cfg, workdir, resume=flags.get("resume", False), progress=not flags.get("no-progress"))
+    print(results_table(summary))
+    print(f"run directory: {workdir}")
+    return workdir
+
+
+def cmd_run(flags, overrides):
+    workdir = cmd_train(flags, overrides, command="run")
+    if not flags.get("no-analyze"):
+        cmd_analyze({"workdir": workdir}, [])
+
+
+def cmd_analyze(flags, overrides):
+    from geomem_jax.analysis import analyze
+
+    workdir = _required(flags, "workdir", "analyze")
+    result = analyze.analyze_run(workdir, step=_step(flags), make_plots=not flags.get("no-plots"))
+    report = pathlib.Path(workdir) / "report" / "report.md"
+    print(f"analysis of {len(result)} experiments written to {report}")
+
+
+def cmd_export_graph(flags, overrides):
+    from geomem_jax import graphs
+
+    cfg = load(flags, overrides)
+    out = _required(flags, "out", "export-graph")
+    graph = graphs.make_graph(cfg.graph)
+    spec = graph.spec
+    direction = spec.get("edges", cfg.graph.edges) if graph.family == "release" else cfg.graph.edges
+    self_edges = spec.get("self_edges", cfg.graph.self_edges) if graph.family == "release" else cfg.graph.self_edges
+    written = graphs.write_release_dir(graph, out, prefix=flags.get("prefix"), direction=direction, self_edges=self_edges)
+    for path in written:
+        print(path)
+
+
+def cmd_export_embeddings(flags, overrides):
+    from geomem_jax.analysis import analyze
+
+    workdir = _required(flags, "workdir", "export-embeddings")
+    out = _required(flags, "out", "export-embeddings")
+    analyze.export_embeddings(workdir, _step(flags), out)
+    print(f"embeddings written to {out}")
+
+
+def results_table(summary: dict) -> str:
+    """Held-out accuracy per experiment, then mean ± 95% CI per sweep point."""
+    cols = [("test/first_token", "first"), ("test/exact_match", "exact"), ("edge/recall_at_degree", "edges")]
+    lines = ["exp  seed  graph                   " + "  ".join(f"{label:>7}" for _, label in cols)]
+    for e in summary["experiments"]:
+        g = e["graph"]
+        name = f"{g.get('family')} N={g.get('num_nodes')}"
+        vals = "  ".join(_fmt(e["final"].get(key)) for key, _ in cols)
+        flag = "  DIVERGED@%s" % e["diverged_at_step"] if e.get("diverged") else ""
+        lines.append(f"{e['index']:>3}  {e['seed']:>4}  {name:<22}  {vals}{flag}")
+    for group in summary["aggregate"]:
+        stats = "  ".join(
+            f"{label} {m['mean']:.3f}±{m['ci95']:.3f}"
+            for key, label in cols
+            if (m := group["metrics"].get(key)) and m["mean"] is not None
+        )
+        lines.append(f"mean over {group['n']} seeds at {group['coords']}: {stats}")
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    return f"{v:7.3f}" if isinstance(v, (int, float)) else f"{'-':>7}"
+
+
+HANDLERS = {
+    "run": cmd_run, "train": cmd_train, "analyze": cmd_analyze,
+    "export-graph": cmd_export_graph, "export-embeddings": cmd_export_embeddings,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        command, flags, overrides = parse_args(argv)
+        HANDLERS[command](flags, overrides)
+    except UserError as err:
+        print(f"geomem: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geomem: interrupted; resume with the same command and --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The host loop: run a compiled sweep in chunks, write metrics, checkpoints and the summary.
+
+    init   = jit(vmap(program.init))
+    chunk  = jit(vmap(scan(program.step, K steps)), donated state)
+    eval   = jit(vmap(program.evaluate))
+
+After each chunk: evaluation (every `eval.every` steps), metrics.jsonl, an Orbax
+checkpoint (every `ckpt.every` steps, and at the end), the progress line. `resume`
+continues from the last committed checkpoint and ends exactly where an
+uninterrupted run ends (same keys, same steps, metrics after it are rewritten).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from geomem_jax import checkpoint, config as config_lib, graphs, metrics, sweep, train
+from geomem_jax.errors import UserError
+
+
+def build(cfg):
+    """Everything static about a run: experiments, graphs, program, stacked data, meta."""
+    train.check_config(cfg)
+    exps = sweep.experiments(cfg)
+    graph_list = train.build_graphs(cfg)
+    if cfg.model.family == "node2vec":
+        from geomem_jax.models import node2vec
+
+        program, data, paths = node2vec.program_for_config(cfg, graph_list, exps)
+    else:
+        stacked, dims = train.build_data(cfg, graph_list, exps)
+        model = train.build_model(cfg.model, dims.vocab_size, dims.seq_len + dims.target_len)
+        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
+        program = train.make_sequence_program(cfg, model, dims, use_dropout)
+        data, paths = train.program_data(stacked), train.table_paths(cfg.model)
+    meta = {
+        "experiments": [
+            {
+                "index": e.index, "seed": e.seed, "graph_index": e.graph_index,
+                "graph": graphs.graph_summary(graph_list[e.graph_index]),
+                "graph_spec": dict(graph_list[e.graph_index].spec),
+                "hparams": e.hparams, "coords": e.coords(),
+                "edges": cfg.graph.edges, "self_edges": bool(cfg.graph.self_edges),
+            }
+            for e in exps
+        ],
+        "model": {"family": cfg.model.family, **paths},
+        "sweep_keys": ["graph", *sweep.HPARAMS, "seed"],
+    }
+    return exps, program, data, meta
+
+
+def jit_chunk(program, chunk_steps: int):
+    """jit(vmap(scan `chunk_steps` steps)); the state is donated (updated in place)."""
+
+    def run_chunk(state, hp, data):
+        state, step_metrics = jax.lax.scan(lambda s, _: program.step(s, hp, data), state, None, length=chunk_steps)
+        return state, jax.tree_util.tree_map(jnp.mean, step_metrics)
+
+    return jax.jit(jax.vmap(run_chunk), donate_argnums=0)
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: pathlib.Path):
+    """One process per workdir: a second one refuses instead of corrupting the first."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"--workdir={workdir}: another geomem process is using this run directory") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _prepare_workdir(workdir: pathlib.Path, cfg_dict: dict, resume: bool) -> int | None:
+    """Checks the workdir against the config; returns the step to resume from (or None)."""
+    cfg_path = workdir / "config.json"
+    if cfg_path.is_file():
+        saved = json.loads(cfg_path.read_text())
+        if not resume:
+            raise UserError(
+                f"--workdir={workdir} already holds a run; pass --resume to continue it or choose another workdir"
+            )
+        if saved != cfg_dict:
+            diff = sorted(_diff_keys(saved, cfg_dict))
+            raise UserError(f"--resume: {workdir} holds a run of a different config (differs at: {', '.join(diff)})")
+        steps = checkpoint.complete_steps(workdir)
+        if not steps:
+            raise UserError(f"--resume: {workdir} has no complete checkpoint to resume from")
+        return steps[-1]
+    if resume:
+        raise UserError(f"--resume: nothing to resume in {workdir} (no config.json)")
+    return None
+
+
+def _diff_keys(a, b, prefix=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in set(a) | set(b):
+            yield from _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+    elif a != b:
+        yield prefix.rstrip(".")
+
+
+def run(cfg, workdir, resume: bool = False, progress: bool = True, stream=None) -> dict:
+    """Trains the whole sweep of `cfg` into `workdir`; returns the summary."""
+    workdir = pathlib.Path(workdir)
+    cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
+    exps, program, data, meta = build(cfg)  # validates before touching the workdir
+    with workdir_lock(workdir):
+        start = _prepare_workdir(workdir, cfg_dict, resume)
+        if start is None:
+            checkpoint.write_json_atomic(workdir / "config.json", cfg_dict)
+            checkpoint.write_json_atomic(workdir / "meta.json", meta)
+            (workdir / "metrics.jsonl").write_text("")
+        return _train(cfg, workdir, exps, program, data, meta, start, progress, stream)
+
+
+def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
+    total, every = cfg.train.steps, cfg.eval.every
+    ckpt_every = cfg.ckpt.every or every
+    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    keys = jnp.asarray(sweep.seed_keys(exps))
+    init, evaluate = jax.jit(jax.vmap(program.init)), jax.jit(jax.vmap(program.evaluate))
+    chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
+    writer = metrics.MetricsWriter(workdir / "metrics.jsonl")
+
+    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
+        state = init(keys, hp, data)
+        step = 0
+        if start is not None:
+            state, extra = ckpt.restore(start, jax.tree_util.tree_map(_abstract, state))
+            step = int(extra["step"])
+            writer.truncate_after(step)
+        bar = metrics.Progress(total, step, stream) if progress else None
+        t0 = time.perf_counter()
+        while step < total:
+            n = min(every - step % every, total - step)
+            if n not in chunk_fns:
+                chunk_fns[n] = jit_chunk(program, n)
+            state, step_metrics = chunk_fns[n](state, hp, data)
+            step += n
+            if step % every == 0 or step == total:
+                evaluated = {**evaluate(state, hp, data), **step_metrics}
+                record = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
+                          "experiments": metrics.experiment_records(jax.device_get(evaluated), exps)}
+                writer.write(record)
+                if bar:
+                    bar.update(step, _best_so_far(record))
+            if step % ckpt_every == 0 or step == total:
+                ckpt.save(step, state, {"step": step})
+        ckpt.wait()
+    summary = metrics.build_summary(meta, metrics.read_metrics(workdir / "metrics.jsonl"))
+    metrics.write_summary(workdir, summary)
+    return summary
+
+
+def _abstract(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
+def _best_so_far(record) -> dict:
+    out = {}
+    for name in ("test/first_token", "test/exact_match", "edge/recall_at_degree", "edge/recall_at_5"):
+        vals = [e.get(name) for e in record["experiments"] if e.get(name) is not None]
+        if vals:
+            out[name.split("/")[-1]] = max(vals)
+    return out

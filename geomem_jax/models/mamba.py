@@ -1,0 +1,227 @@
+"""Mamba-1 language model in Flax linen: a drop-in for the Transformer (same call signature).
+
+Block (pre-norm residual, as in Mamba-1):
+    LayerNorm -> in_proj (width -> 2E) -> split (x, z)
+    x: causal depthwise conv1d (kernel d_conv, left padding) -> SiLU -> selective SSM -> + D*x
+    gate with SiLU(z) -> out_proj (E -> width) -> residual add
+then a final LayerNorm and logits against the (tied) token table.
+
+LayerNorm (not RMSNorm) is used so the `layernorm` ablation switch means the same
+thing as in the Transformer. The model has no positional table: order enters only
+through the causal conv and the recurrence, so `max_len` is kept for the shared
+signature and as a sanity bound on the sequence length.
+
+The selective scan is a parallel `jax.lax.associative_scan` over time of
+h_t = Ā_t * h_{t-1} + B̄_t x_t (O(log T) depth, good on TPU and fine under vmap);
+`selective_scan_reference` is the sequential `lax.scan` used by the tests.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from geomem_jax.errors import ConfigError
+from geomem_jax.models.common import dropout, rowwise_normal
+
+_LINEAR_INIT = nn.initializers.normal(stddev=0.02)
+_DT_MIN, _DT_MAX = 1e-3, 1e-1
+
+
+def _table_init(key, shape, dtype=jnp.float32):
+    """N(0, 0.02²) table whose rows do not depend on the vocabulary size."""
+    return 0.02 * rowwise_normal(key, shape, dtype)
+
+
+def _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN):
+    """Zero-order-hold Ā = exp(ΔA) and Euler B̄x = ΔBx, both B×T×E×N."""
+    delta_BxTxEx1 = delta_BxTxE[..., None]
+    decay_BxTxExN = jnp.exp(delta_BxTxEx1 * A_ExN)
+    drive_BxTxExN = delta_BxTxEx1 * B_BxTxN[:, :, None, :] * x_BxTxE[..., None]
+    return decay_BxTxExN, drive_BxTxExN
+
+
+def selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E):
+    """Selective SSM output y_t = C_t·h_t + D*x_t with h_t = Ā_t h_{t-1} + B̄_t x_t, h_{-1} = 0.
+
+    Parallel associative scan over time (axis 1). Inputs: x and Δ (>0) are B×T×E,
+    A (negative) is E×N, B and C are B×T×N, D is E. Returns y_BxTxE.
+    """
+    decay_BxTxExN, drive_BxTxExN = _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN)
+
+    def compose(earlier, later):
+        # Two affine maps h -> a*h + b applied in time order compose to one.
+        a1, b1 = earlier
+        a2, b2 = later
+        return a1 * a2, a2 * b1 + b2
+
+    _, h_BxTxExN = jax.lax.associative_scan(compose, (decay_BxTxExN, drive_BxTxExN), axis=1)
+    y_BxTxE = jnp.einsum("bten,btn->bte", h_BxTxExN, C_BxTxN)
+    return y_BxTxE + D_E * x_BxTxE
+
+
+def selective_scan_reference(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E):
+    """Sequential `lax.scan` version of `selective_scan` (same arguments and result); for tests."""
+    decay_BxTxExN, drive_BxTxExN = _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN)
+
+    def step(h_BxExN, inputs):
+        decay_BxExN, drive_BxExN, C_BxN = inputs
+        h_BxExN = decay_BxExN * h_BxExN + drive_BxExN
+        return h_BxExN, jnp.einsum("ben,bn->be", h_BxExN, C_BxN)
+
+    time_major = lambda a: jnp.moveaxis(a, 1, 0)
+    h0_BxExN = jnp.zeros_like(decay_BxTxExN[:, 0])
+    _, y_TxBxE = jax.lax.scan(
+        step, h0_BxExN, (time_major(decay_BxTxExN), time_major(drive_BxTxExN), time_major(C_BxTxN))
+    )
+    return jnp.moveaxis(y_TxBxE, 0, 1) + D_E * x_BxTxE
+
+
+def causal_depthwise_conv(x_BxTxE, kernel_KxE, bias_E):
+    """y_t = bias + Σ_k kernel[k] * x_{t-(K-1)+k}: each channel sees only itself and the past."""
+    K = kernel_KxE.shape[0]
+    T = x_BxTxE.shape[1]
+    padded_BxPxE = jnp.pad(x_BxTxE, ((0, 0), (K - 1, 0), (0, 0)))
+    y_BxTxE = sum(kernel_KxE[k] * padded_BxPxE[:, k : k + T] for k in range(K))
+    return y_BxTxE + bias_E
+
+
+def _a_log_init(key, shape, dtype=jnp.float32):
+    """A_log[e, n] = log(n + 1): the S4D-real init, A = -(1..d_state) for every channel."""
+    del key
+    E, N = shape
+    return jnp.log(jnp.broadcast_to(jnp.arange(1, N + 1, dtype=dtype), (E, N)))
+
+
+def _dt_bias_init(key, shape, dtype=jnp.float32):
+    """Bias with softplus(bias) = dt, dt log-uniform in [1e-3, 1e-1] per channel."""
+    u = jax.random.uniform(key, shape, dtype)
+    dt = jnp.exp(u * (math.log(_DT_MAX) - math.log(_DT_MIN)) + math.log(_DT_MIN))
+    return dt + jnp.log(-jnp.expm1(-dt))  # inverse of softplus
+
+
+def _norm(enabled: bool, name: str):
+    """LayerNorm, or the identity when the `layernorm` ablation is off."""
+    return nn.LayerNorm(epsilon=1e-5, name=name) if enabled else (lambda x: x)
+
+
+class MambaBlock(nn.Module):
+    """One Mamba-1 mixer with its pre-norm; returns the branch output (residual is added outside)."""
+
+    width: int
+    d_state: int
+    d_conv: int
+    expand: int
+    dt_rank: int
+    layernorm: bool
+
+    @nn.compact
+    def __call__(self, h_BxTxW):
+        E, N, R = self.expand * self.width, self.d_state, self.dt_rank
+        u_BxTxW = _norm(self.layernorm, "norm")(h_BxTxW)
+        xz_BxTx2E = nn.Dense(2 * E, use_bias=False, kernel_init=_LINEAR_INIT, name="in_proj")(u_BxTxW)
+        x_BxTxE, z_BxTxE = jnp.split(xz_BxTx2E, 2, axis=-1)
+
+        # Depthwise conv: PyTorch's default Conv1d init (uniform ±1/sqrt(d_conv)), as in Mamba.
+        bound = 1.0 / math.sqrt(self.d_conv)
+        conv_init = lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound)
+        kernel_KxE = self.param("conv_kernel", conv_init, (self.d_conv, E))
+        conv_bias_E = self.param("conv_bias", nn.initializers.zeros, (E,))
+        x_BxTxE = nn.silu(causal_depthwise_conv(x_BxTxE, kernel_KxE, conv_bias_E))
+
+        # Input-dependent Δ (low rank R -> E), B and C.
+        dbc_BxTxF = nn.Dense(R + 2 * N, use_bias=False, kernel_init=_LINEAR_INIT, name="x_proj")(x_BxTxE)
+        dt_low_BxTxR, B_BxTxN, C_BxTxN = jnp.split(dbc_BxTxF, [R, R + N], axis=-1)
+        dt_proj = nn.Dense(E, kernel_init=_LINEAR_INIT, bias_init=_dt_bias_init, name="dt_proj")
+        delta_BxTxE = nn.softplus(dt_proj(dt_low_BxTxR))
+
+        A_ExN = -jnp.exp(self.param("A_log", _a_log_init, (E, N)))
+        D_E = self.param("D", nn.initializers.ones, (E,))
+        y_BxTxE = selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E)
+
+        y_BxTxE = y_BxTxE * nn.silu(z_BxTxE)
+        return nn.Dense(self.width, use_bias=False, kernel_init=_LINEAR_INIT, name="out_proj")(y_BxTxE)
+
+
+class _TokenTable(nn.Module):
+    """A V×width table at params[name]["embedding"], initialised row by row."""
+
+    vocab_size: int
+    width: int
+
+    @nn.compact
+    def __call__(self):
+        return self.param("embedding", _table_init, (self.vocab_size, self.width))
+
+
+def _check_positive(field, value, minimum, allowed):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(field, value, allowed)
+
+
+class Mamba(nn.Module):
+    """Mamba-1 decoder: tokens_BxT -> logits_BxTxV, same interface as the Transformer.
+
+    dt_rank defaults to ceil(width / 16). `tied` reuses the token table as the output
+    layer; `freeze_embeddings` stops gradients into the token table (the associative
+    control); `residual=False` replaces h with the block output instead of adding it.
+    Dropout (rate may be traced) acts on the embeddings and on every block output.
+    """
+
+    vocab_size: int
+    max_len: int
+    width: int
+    layers: int
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: int | None = None
+    tied: bool = True
+    layernorm: bool = True
+    residual: bool = True
+    freeze_embeddings: bool = False
+
+    def __post_init__(self):
+        # Validate at construction so a bad config fails before any tracing.
+        _check_positive("model.d_state", self.d_state, 1, "an integer >= 1 (paper: 16)")
+        _check_positive("model.expand", self.expand, 1, "an integer >= 1 (paper: 2)")
+        _check_positive("model.d_conv", self.d_conv, 1, "an integer >= 1 (paper: 4)")
+        _check_positive("model.width", self.width, 1, "an integer >= 1")
+        _check_positive("model.layers", self.layers, 0, "an integer >= 0")
+        _check_positive("model.vocab_size", self.vocab_size, 1, "an integer >= 1")
+        _check_positive("model.max_len", self.max_len, 1, "an integer >= 1")
+        if self.dt_rank is not None:
+            _check_positive("model.dt_rank", self.dt_rank, 1, "an integer >= 1 or None (ceil(width/16))")
+        super().__post_init__()
+
+    @property
+    def resolved_dt_rank(self) -> int:
+        """The Δ projection rank actually used."""
+        return self.dt_rank if self.dt_rank is not None else math.ceil(self.width / 16)
+
+    @nn.compact
+    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True):
+        T = tokens_BxT.shape[-1]
+        if T > self.max_len:
+            raise ValueError(f"sequence length {T} exceeds model.max_len={self.max_len}")
+        drop = lambda x: dropout(
+            x, dropout_rate, None if deterministic else self.make_rng("dropout"), deterministic
+        )
+
+        table_VxW = _TokenTable(self.vocab_size, self.width, name="embed")()
+        if self.freeze_embeddings:
+            table_VxW = jax.lax.stop_gradient(table_VxW)
+        h_BxTxW = drop(jnp.take(table_VxW, tokens_BxT, axis=0))
+
+        for i in range(self.layers):
+            block = MambaBlock(
+                self.width, self.d_state, self.d_conv, self.expand, self.resolved_dt_rank,
+                self.layernorm, name=f"layers_{i}",
+            )
+            out_BxTxW = drop(block(h_BxTxW))
+            h_BxTxW = h_BxTxW + out_BxTxW if self.residual else out_BxTxW
+
+        h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
+        out_table_VxW = table_VxW if self.tied else _TokenTable(self.vocab_size, self.width, name="unembed")()
+        return h_BxTxW @ out_table_VxW.T

@@ -1,0 +1,107 @@
+"""The sweep axis: which experiments one compiled program runs, and their stacked inputs.
+
+The sweep is the product graphs x lr x weight_decay x init_scale x dropout x seeds
+(seeds innermost, so the seeds of one sweep point are neighbours). Every array that
+crosses vmap has a leading axis S.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from geomem_jax.errors import ConfigError
+
+HPARAMS = ("lr", "weight_decay", "init_scale", "dropout")
+GRAPH_KEYS = (
+    "family", "degree", "path_length", "branching", "rows", "cols", "num_nodes", "seed",
+    "train_fraction", "holdout", "release_dir",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    index: int
+    seed: int
+    graph_index: int
+    hparams: dict  # lr, weight_decay, init_scale, dropout (floats)
+
+    def coords(self) -> dict:
+        """Sweep coordinates except the seed (what seeds are aggregated over)."""
+        return {"graph": self.graph_index, **self.hparams}
+
+
+def default_init_scale(model_cfg) -> float:
+    if model_cfg.init_scale > 0:
+        return float(model_cfg.init_scale)
+    if model_cfg.init not in ("default", "non_geometric"):
+        raise ConfigError("model.init", model_cfg.init, "one of default, non_geometric")
+    if model_cfg.family == "node2vec":
+        return 1.0  # the paper's Node2Vec table starts at N(0, 1)
+    return 1.0 if model_cfg.init == "non_geometric" else 0.02
+
+
+def graph_configs(cfg) -> list[dict]:
+    """One graph config per entry of sweep.graphs (overrides of cfg.graph), or just cfg.graph."""
+    base = {k: cfg.graph[k] for k in GRAPH_KEYS}
+    overrides = tuple(cfg.sweep.graphs) or ({},)
+    out = []
+    for i, override in enumerate(overrides):
+        override = dict(override)
+        unknown = sorted(set(override) - set(GRAPH_KEYS))
+        if unknown:
+            raise ConfigError(f"sweep.graphs[{i}]", unknown, f"keys among {', '.join(GRAPH_KEYS)}")
+        out.append({**base, **override})
+    return out
+
+
+def _axis(cfg, name: str, default: float) -> tuple[float, ...]:
+    values = tuple(float(v) for v in cfg.sweep[name]) or (float(default),)
+    return values
+
+
+def experiments(cfg) -> list[Experiment]:
+    seeds = tuple(int(s) for s in cfg.sweep.seeds)
+    if not seeds:
+        raise ConfigError("sweep.seeds", seeds, "a non-empty tuple of ints")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("sweep.seeds", seeds, "distinct seeds")
+    axes = {
+        "lr": _axis(cfg, "lr", cfg.opt.lr),
+        "weight_decay": _axis(cfg, "weight_decay", cfg.opt.weight_decay),
+        "init_scale": _axis(cfg, "init_scale", default_init_scale(cfg.model)),
+        "dropout": _axis(cfg, "dropout", cfg.model.dropout),
+    }
+    _check_ranges(axes)
+    num_graphs = len(tuple(cfg.sweep.graphs)) or 1
+    out = []
+    for graph_index, *hvals, seed in itertools.product(range(num_graphs), *axes.values(), seeds):
+        out.append(Experiment(len(out), seed, graph_index, dict(zip(axes, hvals))))
+    return out
+
+
+def _check_ranges(axes: dict) -> None:
+    bounds = {
+        "lr": (lambda v: v > 0, "> 0"),
+        "weight_decay": (lambda v: v >= 0, ">= 0"),
+        "init_scale": (lambda v: v > 0, "> 0"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    }
+    for name, values in axes.items():
+        ok, allowed = bounds[name]
+        for v in values:
+            if not np.isfinite(v) or not ok(v):
+                raise ConfigError(f"sweep.{name} (or its default)", v, allowed)
+
+
+def hparam_arrays(exps: list[Experiment]) -> dict[str, np.ndarray]:
+    return {name: np.array([e.hparams[name] for e in exps], np.float32) for name in HPARAMS}
+
+
+def seed_keys(exps: list[Experiment]) -> np.ndarray:
+    """One uint32 PRNG key per experiment, from its seed only (not its place in the sweep)."""
+    import jax
+
+    return np.stack([np.asarray(jax.random.PRNGKey(e.seed)) for e in exps])

@@ -1,0 +1,439 @@
+"""In-weights training of sequence models: one pure program per experiment, vmapped over the sweep.
+
+`make_train(cfg)` returns the Program (init / step / evaluate) of one experiment and
+the stacked per-experiment inputs; `geomem_jax.loop.run` drives it in chunks.
+Static structure (shapes, depth, vocabulary, steps, recipe) is closed over; the
+seed key, lr, weight decay, init scale and dropout rate are traced, so a whole
+sweep is one compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from geomem_jax import graphs, sweep, tasks
+from geomem_jax.errors import ConfigError
+from geomem_jax.program import Program
+
+NEG_INF = -1e9
+RECIPES = ("mixed", "staged")
+SCHEDULES = ("cosine", "constant")
+MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_model(model_cfg, vocab_size: int, max_len: int):
+    """The flax module of `model.family` with the config's static switches."""
+    if model_cfg.family == "transformer":
+        from geomem_jax.models.transformer import Transformer
+
+        if model_cfg.width % model_cfg.heads:
+            raise ConfigError("model.heads", model_cfg.heads, f"a divisor of model.width={model_cfg.width}")
+        return Transformer(
+            vocab_size=vocab_size, max_len=max_len, width=model_cfg.width, layers=model_cfg.layers,
+            heads=model_cfg.heads, attention=model_cfg.attention, residual=model_cfg.residual,
+            layernorm=model_cfg.layernorm, positions=model_cfg.positions, tied=model_cfg.tied,
+            freeze_embeddings=model_cfg.freeze_embeddings, mlp_only=model_cfg.mlp_only,
+            dtype=_dtype(model_cfg.dtype),
+        )
+    if model_cfg.family == "mamba":
+        from geomem_jax.models.mamba import Mamba
+
+        return Mamba(
+            vocab_size=vocab_size, max_len=max_len, width=model_cfg.width, layers=model_cfg.layers,
+            d_state=model_cfg.d_state, d_conv=model_cfg.d_conv, expand=model_cfg.expand,
+            tied=model_cfg.tied, layernorm=model_cfg.layernorm, residual=model_cfg.residual,
+            freeze_embeddings=model_cfg.freeze_embeddings,
+        )
+    raise ConfigError("model.family", model_cfg.family, f"one of {', '.join(MODEL_FAMILIES)}")
+
+
+def _dtype(name: str):
+    allowed = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if name not in allowed:
+        raise ConfigError("model.dtype", name, "one of float32, bfloat16")
+    return allowed[name]
+
+
+def table_paths(model_cfg) -> dict:
+    """Where the node tables live in the params tree (read by the analysis stage)."""
+    if model_cfg.family == "mamba":
+        embed, unembed = ("params", "embed", "embedding"), ("params", "unembed", "embedding")
+    else:
+        embed, unembed = ("params", "embed"), ("params", "unembed")
+    bilinear = None
+    if model_cfg.family == "transformer" and model_cfg.mlp_only and model_cfg.layers == 1:
+        bilinear = ("params", "block0", "linear", "kernel")
+    return {
+        "embedding": list(embed),
+        "output_embedding": None if model_cfg.tied else list(unembed),
+        "bilinear": list(bilinear) if bilinear else None,
+    }
+
+
+# ----------------------------------------------------------------------------- optimiser
+
+
+def lr_at(step, peak, total_steps: int, warmup_steps: int, schedule: str, final_fraction: float):
+    """Linear warm-up to `peak`, then cosine decay to peak*final_fraction (or constant)."""
+    step = jnp.asarray(step, jnp.float32)
+    warm = jnp.minimum(1.0, (step + 1.0) / max(warmup_steps, 1))
+    if schedule == "constant":
+        decay = 1.0
+    else:
+        progress = jnp.clip((step - warmup_steps) / max(total_steps - warmup_steps, 1), 0.0, 1.0)
+        decay = final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    factor = jnp.where(step < warmup_steps, warm, decay) if warmup_steps > 0 else decay
+    return peak * factor
+
+
+def adamw(opt_cfg, lr, weight_decay):
+    """AdamW as in the release (PyTorch semantics: decoupled decay scaled by lr, on all params)."""
+    return optax.adamw(lr, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps, weight_decay=weight_decay)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """Static shapes of one sweep (every experiment padded to these)."""
+
+    vocab_size: int
+    seq_len: int
+    prefix_len: int
+    target_len: int
+    num_nodes: int
+    has_paths: bool
+
+
+def build_graphs(cfg) -> list:
+    return [graphs.make_graph(g) for g in sweep.graph_configs(cfg)]
+
+
+def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
+    """Stacked per-experiment token tables (leading axis S) and the sweep's static dims."""
+    spec = tasks.task_spec_from_config(cfg.task)
+    per_graph = [
+        tasks.build_task_tables(g, spec, direction=cfg.graph.edges, self_edges=cfg.graph.self_edges)
+        for g in graph_list
+    ]
+    stacked = tasks.stack_tables([per_graph[e.graph_index] for e in exps])._asdict()
+    parents = [_parent_table(g) for g in graph_list]
+    n_max = max(g.num_nodes for g in graph_list)
+    stacked["parent_SxN"] = np.stack([tasks.pad_to(parents[e.graph_index], (n_max,), -1) for e in exps])
+    stacked["root_S"] = np.array([graph_list[e.graph_index].root or 0 for e in exps], np.int32)
+    stacked["first_index_S"] = np.array([_first_decision_index(spec, per_graph[e.graph_index]) for e in exps], np.int32)
+    dims = Dims(
+        vocab_size=stacked["vocab_mask_SxV"].shape[1],
+        seq_len=stacked["train_inputs_SxRxT"].shape[2],
+        prefix_len=stacked["test_prefix_SxQxP"].shape[2],
+        target_len=stacked["test_targets_SxQxL"].shape[2],
+        num_nodes=n_max,
+        has_paths=all(g.has_paths for g in graph_list),
+    )
+    return stacked, dims
+
+
+def _parent_table(graph) -> np.ndarray:
+    """parent[v] = the node before v on the root->leaf paths (-1 for the root / non-trees)."""
+    parent = np.full(graph.num_nodes, -1, np.int32)
+    if graph.root is not None:
+        fwd = graph.forward_edges_Ex2
+        parent[fwd[:, 1]] = fwd[:, 0]
+    return parent
+
+
+def _first_decision_index(spec, tables) -> int:
+    """Index of n1 (the node after the root) in the decoded target."""
+    if tables.path_length < 2:
+        return 0
+    if spec.target == "hardest_token" or spec.root_in_prefix:
+        return tables.target_length - 1 if spec.reverse_path else 0
+    return tables.target_length - 2 if spec.reverse_path else 1
+
+
+# ----------------------------------------------------------------------------- program
+
+
+def _masked(logits_xV, vocab_mask_V):
+    return jnp.where(vocab_mask_V, logits_xV, NEG_INF)
+
+
+def _weighted_ce(logits_BxTxV, targets_BxT, weights_BxT, vocab_mask_V):
+    logp = jax.nn.log_softmax(_masked(logits_BxTxV, vocab_mask_V), axis=-1)
+    nll_BxT = -jnp.take_along_axis(logp, targets_BxT[..., None], axis=-1)[..., 0]
+    return jnp.sum(nll_BxT * weights_BxT) / jnp.maximum(jnp.sum(weights_BxT), 1.0)
+
+
+def _map_rows(fn, arrays: tuple, chunk: int):
+    """fn over row chunks of `arrays` (same leading size) via lax.map; bounded memory."""
+    rows = arrays[0].shape[0]
+    chunk = max(1, min(chunk, rows))
+    n_chunks = -(-rows // chunk)
+    pad = n_chunks * chunk - rows
+    padded = tuple(jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in arrays)
+    shaped = tuple(a.reshape((n_chunks, chunk) + a.shape[1:]) for a in padded)
+    out = jax.lax.map(lambda xs: fn(*xs), shaped)
+    return jax.tree_util.tree_map(lambda o: o.reshape((n_chunks * chunk,) + o.shape[2:])[:rows], out)
+
+
+def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
+    """init / step / evaluate of one in-weights experiment (Transformer or Mamba)."""
+    spec = tasks.task_spec_from_config(cfg.task)
+    recipe, steps, batch = cfg.train.recipe, cfg.train.steps, cfg.train.batch_size
+    stage1 = cfg.train.stage1_steps if recipe == "staged" else 0
+    emb_paths = table_paths(cfg.model)
+    frozen_key = emb_paths["embedding"][-1] if cfg.model.freeze_embeddings else None
+    node_chunk, row_chunk = cfg.eval.node_chunk, cfg.eval.row_chunk
+
+    def apply(params, tokens, hp=None, key=None):
+        if key is None:
+            return model.apply({"params": params}, tokens, deterministic=True)
+        return model.apply(
+            {"params": params}, tokens, dropout_rate=hp["dropout"], deterministic=False, rngs={"dropout": key}
+        )
+
+    def init(key, hp, data):
+        k_param, k_run = jax.random.split(key)
+        dummy = jnp.zeros((1, dims.seq_len), jnp.int32)
+        params = model.init({"params": k_param}, dummy)["params"]
+        params = _scale_tables(params, emb_paths, hp["init_scale"])
+        opt_state = adamw(cfg.opt, 0.0, 0.0).init(params)
+        return {
+            "params": params, "opt_state": opt_state, "key": k_run, "step": jnp.zeros((), jnp.int32),
+            "diverged_at": jnp.full((), -1, jnp.int32),
+        }
+
+    def sample(key, prefix: str, rows_key: str, data):
+        if cfg.train.full_batch:
+            return data[f"{prefix}_inputs"], data[f"{prefix}_targets"], data[f"{prefix}_weights"]
+        idx = jax.random.randint(key, (batch,), 0, jnp.maximum(data[rows_key], 1))
+        return tuple(jnp.take(data[f"{prefix}_{part}"], idx, axis=0) for part in ("inputs", "targets", "weights"))
+
+    def batch_at(key, step, data):
+        if recipe == "mixed":
+            return sample(key, "train", "train_rows", data)
+        edge_b = sample(key, "edge", "edge_rows", data)
+        path_b = sample(key, "train_path", "train_path_rows", data)
+        in_stage2 = step >= stage1
+        return tuple(jnp.where(in_stage2, p, e) for e, p in zip(edge_b, path_b))
+
+    def lr_of(step, hp):
+        if recipe == "mixed":
+            return lr_at(step, hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
+        lr1 = lr_at(step, cfg.train.stage1_lr, stage1, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
+        lr2 = lr_at(step - stage1, hp["lr"], steps - stage1, cfg.opt.warmup_steps, cfg.opt.schedule,
+                    cfg.opt.final_lr_fraction)
+        return jnp.where(step >= stage1, lr2, lr1)
+
+    def step_fn(state, hp, data):
+        key, k_batch, k_drop = jax.random.split(state["key"], 3)
+        step = state["step"]
+        inputs, targets, weights = batch_at(k_batch, step, data)
+
+        def loss_fn(params):
+            logits = apply(params, inputs, hp, k_drop if use_dropout else None)
+            return _weighted_ce(logits, targets, weights, data["vocab_mask"])
+
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        opt_state = state["opt_state"]
+        if recipe == "staged":  # stage 2 starts with a fresh optimiser
+            opt_state = jax.tree_util.tree_map(lambda x: jnp.where(step == stage1, jnp.zeros_like(x), x), opt_state)
+        opt = adamw(cfg.opt, lr_of(step, hp), hp["weight_decay"])
+        updates, opt_state = opt.update(grads, opt_state, state["params"])
+        if frozen_key is not None:
+            updates = {**updates, frozen_key: jnp.zeros_like(updates[frozen_key])}
+        params = optax.apply_updates(state["params"], updates)
+        ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
+        new_state = {
+            "params": keep(params, state["params"]),
+            "opt_state": keep(opt_state, state["opt_state"]),
+            "key": key,
+            "step": step + 1,
+            "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), step, state["diverged_at"]),
+        }
+        return new_state, {"train/loss": loss}
+
+    def last_logits(params, tokens_BxT, vocab_mask_V):
+        return _masked(apply(params, tokens_BxT)[:, -1], vocab_mask_V)
+
+    def greedy(params, prefix_QxP, data):
+        """Greedy decoding of target_len tokens after each prefix (fixed shapes, no cache)."""
+        q = prefix_QxP.shape[0]
+        filler = tasks.special_id(0, "$") + data["num_nodes"] if spec.teacherless else data["pad_id"]
+        seq = jnp.concatenate([prefix_QxP, jnp.full((q, dims.target_len - 1), filler, jnp.int32)], axis=1)
+
+        def body(j, carry):
+            seq, out = carry
+            logits = _masked(apply(params, seq)[:, dims.prefix_len - 1 + j], data["vocab_mask"])
+            tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+            out = out.at[:, j].set(tok)
+            if not spec.teacherless:
+                pos = jnp.minimum(dims.prefix_len + j, seq.shape[1] - 1)
+                written = jax.lax.dynamic_update_slice(seq, tok[:, None], (0, pos))
+                seq = jnp.where(j < dims.target_len - 1, written, seq)
+            return seq, out
+
+        _, out = jax.lax.fori_loop(0, dims.target_len, body, (seq, jnp.zeros((q, dims.target_len), jnp.int32)))
+        return out
+
+    def evaluate(state, hp, data):
+        params = state["params"]
+        metrics = {"diverged_at": state["diverged_at"]}
+        if dims.has_paths:
+            metrics.update(_path_metrics(params, data))
+        metrics.update(_edge_recall(params, data))
+        return metrics
+
+    def _path_metrics(params, data):
+        row_mask = data["test_row_mask"]
+        gen = _map_rows(lambda p: greedy(params, p, data), (data["test_prefix"],), row_chunk)
+        tmask = data["test_target_mask"]
+        correct = (gen == data["test_targets"]) | ~tmask
+        n_rows = jnp.maximum(jnp.sum(row_mask), 1)
+        mean_rows = lambda x: jnp.sum(jnp.where(row_mask, x, 0.0)) / n_rows
+        first = jnp.take_along_axis(gen == data["test_targets"], data["first_index"][None, None], axis=1)[:, 0]
+        per_pos = jnp.sum((gen == data["test_targets"]) & row_mask[:, None], axis=0) / n_rows
+        prev = _previous_tokens(gen, data)
+        if spec.reverse_path:
+            child_ok = jnp.take(data["parent"], prev, mode="clip") == gen
+        else:
+            child_ok = jnp.take(data["parent"], gen, mode="clip") == prev
+        child_mask = tmask & row_mask[:, None] & _has_previous(dims.target_len)
+        child = jnp.sum(child_ok & child_mask) / jnp.maximum(jnp.sum(child_mask), 1)
+        forced = _forced_metrics(params, data)
+        return {
+            "test/exact_match": mean_rows(jnp.all(correct, axis=1)),
+            "test/first_token": mean_rows(first),
+            "test/token": per_pos,
+            "test/child": child,
+            **forced,
+        }
+
+    def _previous_tokens(gen_QxL, data):
+        if spec.root_in_prefix or spec.target == "hardest_token":
+            first_prev = jnp.full((gen_QxL.shape[0], 1), data["root"], jnp.int32)
+        else:
+            first_prev = jnp.full((gen_QxL.shape[0], 1), -1, jnp.int32)
+        return jnp.concatenate([first_prev, gen_QxL[:, :-1]], axis=1)
+
+    def _has_previous(target_len):
+        starts_at = 0 if (spec.root_in_prefix or spec.target == "hardest_token") else 1
+        return (jnp.arange(target_len) >= starts_at)[None, :]
+
+    def _forced_metrics(params, data):
+        def per_chunk(inputs, targets, weights):
+            logits = _masked(apply(params, inputs), data["vocab_mask"])
+            logp = jax.nn.log_softmax(logits, axis=-1)
+            nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+            hit = jnp.argmax(logits, axis=-1) == targets
+            scored = weights > 0
+            return (
+                jnp.sum(nll * weights, axis=1), jnp.sum(weights, axis=1),
+                jnp.sum(hit & scored, axis=1), jnp.all(hit | ~scored, axis=1),
+            )
+
+        nll, wsum, hits, exact = _map_rows(
+            per_chunk, (data["test_path_inputs"], data["test_path_targets"], data["test_path_weights"]), row_chunk
+        )
+        rows = data["test_row_mask"]
+        return {
+            "test/forced_loss": jnp.sum(jnp.where(rows, nll, 0.0)) / jnp.maximum(jnp.sum(jnp.where(rows, wsum, 0)), 1),
+            "test/forced_accuracy": jnp.sum(jnp.where(rows, hits, 0)) / jnp.maximum(jnp.sum(jnp.where(rows, wsum, 0)), 1),
+            "test/forced_exact_match": jnp.sum(rows & exact) / jnp.maximum(jnp.sum(rows), 1),
+        }
+
+    def _edge_recall(params, data):
+        """Top-k recall@degree: share of u's true successors among its top-k_u next tokens."""
+        degree_N = data["out_degree"]
+
+        def thresholds(prefix_CxP, k_C):
+            logits = last_logits(params, prefix_CxP, data["vocab_mask"])
+            ranked = -jnp.sort(-logits, axis=-1)
+            return jnp.take_along_axis(ranked, jnp.maximum(k_C - 1, 0)[:, None], axis=1)[:, 0]
+
+        thr_N = _map_rows(thresholds, (data["edge_prefix"], degree_N), node_chunk)
+
+        def pair_logits(src_C, dst_C):
+            logits = last_logits(params, jnp.take(data["edge_prefix"], src_C, axis=0), data["vocab_mask"])
+            return jnp.take_along_axis(logits, dst_C[:, None], axis=1)[:, 0]
+
+        src, dst, pmask = data["recall_src"], data["recall_dst"], data["recall_mask"]
+        hit_K = (_map_rows(pair_logits, (src, dst), node_chunk) >= thr_N[src]) & pmask
+        hits_N = jax.ops.segment_sum(hit_K.astype(jnp.float32), src, num_segments=dims.num_nodes)
+        has = (degree_N > 0) & data["node_mask"]
+        recall = jnp.sum(jnp.where(has, hits_N / jnp.maximum(degree_N, 1), 0.0)) / jnp.maximum(jnp.sum(has), 1)
+        return {"edge/recall_at_degree": recall}
+
+    return Program(init=init, step=step_fn, evaluate=evaluate)
+
+
+def _scale_tables(params, emb_paths, init_scale):
+    """Token (and untied output) tables start at N(0, init_scale^2) rows."""
+    params = jax.tree_util.tree_map(lambda x: x, params)  # shallow copy of the dict tree
+    for key in ("embedding", "output_embedding"):
+        path = emb_paths[key]
+        if path is None:
+            continue
+        node = params
+        for part in path[1:-1]:
+            node = node[part]
+        node[path[-1]] = node[path[-1]] * init_scale
+    return params
+
+
+def program_data(stacked: dict) -> dict:
+    """Drops the sweep-shape suffix of StackedTables names (`train_inputs_SxRxT` -> `train_inputs`):
+    inside vmap the program sees one experiment, so the leading S is gone."""
+    out = {}
+    for name, value in stacked.items():
+        short = _SHAPE_SUFFIX.sub("", name)
+        out[name if short in out else short] = value  # a later clash keeps its full name
+    return out
+
+
+_SHAPE_SUFFIX = re.compile(r"_S(x[A-Za-z0-9]+)*$")
+
+
+def check_config(cfg) -> None:
+    """Ranges and combinations that can be checked before any compute."""
+    if cfg.train.recipe not in RECIPES:
+        raise ConfigError("train.recipe", cfg.train.recipe, f"one of {', '.join(RECIPES)}")
+    if cfg.opt.schedule not in SCHEDULES:
+        raise ConfigError("opt.schedule", cfg.opt.schedule, f"one of {', '.join(SCHEDULES)}")
+    if cfg.model.family not in MODEL_FAMILIES:
+        raise ConfigError("model.family", cfg.model.family, f"one of {', '.join(MODEL_FAMILIES)}")
+    positive = {
+        "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
+        "eval.every": cfg.eval.every, "model.layers": cfg.model.layers, "model.width": cfg.model.width,
+        "model.heads": cfg.model.heads, "eval.node_chunk": cfg.eval.node_chunk, "eval.row_chunk": cfg.eval.row_chunk,
+    }
+    for field, value in positive.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(field, value, "an integer > 0")
+    for field, value in {"opt.warmup_steps": cfg.opt.warmup_steps, "ckpt.every": cfg.ckpt.every}.items():
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(field, value, "an integer >= 0")
+    if cfg.model.family == "transformer" and cfg.model.width % cfg.model.heads:
+        raise ConfigError("model.heads", cfg.model.heads, f"a divisor of model.width={cfg.model.width}")
+    if not 0 < cfg.opt.final_lr_fraction <= 1:
+        raise ConfigError("opt.final_lr_fraction", cfg.opt.final_lr_fraction, "in (0, 1]")
+    if cfg.train.recipe == "staged" and not 0 < cfg.train.stage1_steps < cfg.train.steps:
+        raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, f"in (0, train.steps={cfg.train.steps})")
+    if cfg.task.reverse_path and cfg.task.target == "hardest_token":
+        raise ConfigError("task.reverse_path", True, "false when task.target=hardest_token (no reversed hardest token)")
+    if cfg.task.pause_tokens < 0:
+        raise ConfigError("task.pause_tokens", cfg.task.pause_tokens, "an integer >= 0")
+    if not (math.isfinite(cfg.opt.lr) and cfg.opt.lr > 0):
+        raise ConfigError("opt.lr", cfg.opt.lr, "a finite number > 0")

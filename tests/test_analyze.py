@@ -1,0 +1,177 @@
+"""analyze_run / export_embeddings end to end on fake run directories (numpy checkpoints)."""
+
+import json
+import re
+import types
+
+import numpy as np
+import pytest
+
+from geomem_jax import graphs
+from geomem_jax.analysis import analyze, geometry, spectral
+from geomem_jax.errors import CheckpointError
+
+NUM_SPECIALS = 9
+DIM = 8
+STAR_SPEC = {"family": "path_star", "degree": 4, "path_length": 4, "seed": 0, "train_fraction": 0.5}
+CYCLE_SPEC = {"family": "cycle", "num_nodes": 6}
+
+
+def fake_ckpt(trees: dict, incomplete=()):
+    """The four checkpoint functions analyze uses, backed by in-memory numpy trees."""
+    return types.SimpleNamespace(
+        complete_steps=lambda workdir: sorted(trees),
+        incomplete_steps=lambda workdir: list(incomplete),
+        restore_numpy=lambda workdir, step: trees[step],
+        load_meta=lambda workdir: json.loads((workdir / "meta.json").read_text()),
+    )
+
+
+def _planted(graph, seed):
+    from geomem_jax.analysis.plots import star_arms
+
+    arms = star_arms(graph.adjacency(), graph.root)
+    rng = np.random.default_rng(seed)
+    E = 0.05 * rng.normal(size=(graph.num_nodes, DIM))
+    E[arms >= 0] += rng.normal(size=(arms.max() + 1, DIM))[arms[arms >= 0]]
+    return E
+
+
+def make_run(tmp_path, model=None, experiments=None, tables=None):
+    """A run dir with 3 experiments: star seeds 0/1 (lr 0.1) and a smaller cycle (lr 0.2)."""
+    experiments = experiments or [
+        {"index": 0, "seed": 0, "graph_spec": STAR_SPEC, "hparams": {"lr": 0.1}},
+        {"index": 1, "seed": 1, "graph_spec": STAR_SPEC, "hparams": {"lr": 0.1}},
+        {"index": 2, "seed": 0, "graph_spec": CYCLE_SPEC, "hparams": {"lr": 0.2}},
+    ]
+    for exp in experiments:
+        exp.setdefault("edges", "both")
+        exp.setdefault("self_edges", False)
+        exp["graph"] = graphs.graph_summary(graphs.make_graph(exp["graph_spec"]))
+    model = model or {"family": "node2vec", "embedding": ["params", "V"], "output_embedding": None, "bilinear": None}
+    meta = {"experiments": experiments, "model": model, "sweep_keys": ["seed", "lr"]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    summary = {
+        "experiments": [{"index": e["index"], "seed": e["seed"], "final": {"train/loss": 0.5}, "best": {"x": 1}} for e in experiments],
+        "aggregate": [{"coords": {"lr": 0.1}, "n": 2, "metrics": {"train/loss": {"mean": 0.5}}}],
+        "other": "kept",
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    records = [
+        {"step": s, "experiments": [
+            {"index": e["index"], "edge/recall_at_5": s / 20, "geometry/level": s / 40,
+             "node2vec/proj_V": [1.0, s / 10, 0.5], "node2vec/proj_C": [0.1, 1 / (1 + s), 0.2]} for e in experiments]}
+        for s in (0, 10, 20)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    if tables is None:
+        n_pad = max(e["graph"]["num_nodes"] for e in experiments)
+        rng = np.random.default_rng(0)
+        tables = rng.normal(size=(len(experiments), n_pad + NUM_SPECIALS, DIM))
+        star = graphs.make_graph(STAR_SPEC)
+        tables[0, : star.num_nodes] = _planted(star, seed=0)
+    return {"params": {"V": tables}}
+
+
+def test_analyze_run_end_to_end(tmp_path):
+    tree = make_run(tmp_path)
+    ckpt = fake_ckpt({10: {"params": {"V": tree["params"]["V"] * 0}}, 20: tree}, incomplete=[30])
+    with pytest.warns(UserWarning, match=r"\[30\]"):
+        result = analyze.analyze_run(tmp_path, ckpt=ckpt)
+    assert result["step"] == 20  # latest complete, the half-written 30 ignored
+
+    star = graphs.make_graph(STAR_SPEC)
+    E0 = tree["params"]["V"][0, : star.num_nodes]
+    scalars = {row["index"]: row["scalars"] for row in result["experiments"]}
+    assert scalars[0]["geometry/level"] == pytest.approx(geometry.geometric_level(E0, star.directed_edges("both")))
+    vals, vecs = spectral.eigenpairs(star.adjacency())
+    assert scalars[0]["spectral/alignment_k3"] == pytest.approx(spectral.spectral_alignment(E0, vecs, 3))
+    assert scalars[0]["geometry/leaf_firsthop_gap"] > 0.5  # planted arms
+    assert scalars[0]["geometry/margin"] == pytest.approx(geometry.geometric_margin(E0, np.eye(DIM), star.adjacency())["margin"])
+    assert scalars[0]["edge/recall_at_5"] == pytest.approx(
+        geometry.edge_recall_at_k(E0 @ E0.T, star.successors("both"), 5))
+    assert "geometry/leaf_firsthop_gap" not in scalars[2]  # the cycle has no paths
+    E2 = tree["params"]["V"][2, :6]  # padding rows sliced off
+    assert scalars[2]["geometry/level"] == pytest.approx(geometry.geometric_level(E2, graphs.cycle(6).directed_edges("both")))
+
+    # seed aggregation: {lr 0.1} has the two star seeds
+    group = next(g for g in result["aggregate"] if g["coords"] == {"lr": 0.1})
+    level = [scalars[0]["geometry/level"], scalars[1]["geometry/level"]]
+    stats = group["metrics"]["geometry/level"]
+    assert group["n"] == 2 and stats["mean"] == pytest.approx(np.mean(level))
+    assert stats["std"] == pytest.approx(np.std(level, ddof=1))
+    assert stats["ci95"] == pytest.approx(12.7062047 * np.std(level, ddof=1) / np.sqrt(2), rel=1e-6)
+    single = next(g for g in result["aggregate"] if g["coords"] == {"lr": 0.2})
+    assert single["metrics"]["geometry/level"]["std"] == 0.0 and single["metrics"]["geometry/level"]["ci95"] == 0.0
+
+    # summary.json: scalars merged, other keys kept, no temp file left behind
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["other"] == "kept"
+    final0 = summary["experiments"][0]["final"]
+    assert final0["train/loss"] == 0.5 and final0["geometry/level"] == pytest.approx(scalars[0]["geometry/level"])
+    assert final0["analysis/step"] == 20 and summary["experiments"][0]["best"] == {"x": 1}
+    old_group = next(g for g in summary["aggregate"] if g["coords"] == {"lr": 0.1})
+    assert "train/loss" in old_group["metrics"] and "geometry/level" in old_group["metrics"]
+    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
+
+    # plots exist and report.md links every one of them
+    report_dir = tmp_path / "report"
+    pngs = sorted(p.name for p in report_dir.glob("*.png"))
+    assert {"exp0_pca.png", "exp0_cosine.png", "exp0_spectrum.png", "exp0_leaf_firsthop.png",
+            "exp0_node2vec_traj.png", "exp0_mem_vs_geometry.png", "exp2_pca.png"} <= set(pngs)
+    assert all((report_dir / p).stat().st_size > 1000 for p in pngs)
+    text = (report_dir / "report.md").read_text()
+    assert sorted(re.findall(r"\]\(([^)]+\.png)\)", text)) == pngs
+    assert "geometry/level" in text and "step 20" in text and "[30]" in text
+
+
+def test_bilinear_model_margin_and_explicit_step(tmp_path):
+    experiments = [{"index": 0, "seed": 3, "graph_spec": CYCLE_SPEC, "hparams": {"lr": 0.1}}]
+    rng = np.random.default_rng(4)
+    tables = rng.normal(size=(1, 6 + NUM_SPECIALS, DIM))
+    model = {"family": "mlp_only", "embedding": ["params", "E"], "output_embedding": None, "bilinear": ["params", "W"]}
+    make_run(tmp_path, model=model, experiments=experiments, tables=tables)
+    W = rng.normal(size=(1, DIM, DIM))
+    ckpt = fake_ckpt({5: {"params": {"E": tables, "W": W}}, 9: {"params": {"E": tables * 0, "W": W}}})
+    result = analyze.analyze_run(tmp_path, step=5, make_plots=False, ckpt=ckpt)
+    E = tables[0, :6]
+    expected = geometry.geometric_margin(E, W[0], graphs.cycle(6).adjacency())
+    got = result["experiments"][0]["scalars"]
+    assert result["step"] == 5
+    assert got["geometry/margin"] == pytest.approx(expected["margin"])
+    assert got["geometry/margin_top1"] == pytest.approx(expected["margin_top1"])
+    assert got["edge/recall_at_degree"] == pytest.approx(
+        geometry.edge_recall_at_k(E @ W[0] @ E.T, graphs.cycle(6).successors("both"), "degree"))
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_error_paths(tmp_path):
+    tree = make_run(tmp_path)
+    with pytest.raises(CheckpointError, match="no complete checkpoint.*\\[7\\]"):
+        analyze.analyze_run(tmp_path, ckpt=fake_ckpt({}, incomplete=[7]))
+    with pytest.raises(CheckpointError, match=r"step 15.*available steps: \[10, 20\]"):
+        analyze.analyze_run(tmp_path, step=15, ckpt=fake_ckpt({10: tree, 20: tree}))
+    short = {"params": {"V": tree["params"]["V"][:, :5]}}  # fewer rows than the 13-node star
+    with pytest.raises(CheckpointError, match=r"\(5, 8\).*13 nodes"):
+        analyze.analyze_run(tmp_path, make_plots=False, ckpt=fake_ckpt({1: short}))
+    with pytest.raises(CheckpointError, match="no token embedding"):
+        analyze.analyze_run(tmp_path, make_plots=False, ckpt=fake_ckpt({1: {"params": {}}}))
+    summary_before = (tmp_path / "summary.json").read_text()
+    assert json.loads(summary_before)["other"] == "kept"  # failures left it untouched
+    assert "geometry/level" not in summary_before
+
+
+def test_export_embeddings(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    tree = make_run(run)
+    ckpt = fake_ckpt({4: tree})
+    out = analyze.export_embeddings(run, None, tmp_path / "emb", ckpt=ckpt)
+    index = json.loads((out / "index.json").read_text())
+    assert [e["index"] for e in index] == [0, 1, 2] and index[2]["num_nodes"] == 6 and index[0]["step"] == 4
+    assert index[1]["coords"] == {"seed": 1, "lr": 0.1} and index[0]["graph_spec"] == STAR_SPEC
+    emb2 = np.load(out / "emb_2.npy")
+    assert emb2.dtype == np.float32
+    np.testing.assert_allclose(emb2, tree["params"]["V"][2, :6].astype(np.float32))
+    with pytest.raises(CheckpointError, match="not empty"):
+        analyze.export_embeddings(run, 4, out, ckpt=ckpt)

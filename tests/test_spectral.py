@@ -1,0 +1,139 @@
+"""Spectral analysis vs direct numpy/scipy computations and closed forms."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import logsumexp
+
+from geomem_jax import graphs
+from geomem_jax.analysis import spectral
+
+
+def _adjacency(num_nodes, edges):
+    rows, cols = np.array(edges).T
+    adj = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(num_nodes, num_nodes))
+    return sp.csr_matrix(((adj + adj.T) > 0).astype(float))
+
+
+def _random_graph(num_nodes, num_edges, seed):
+    rng = np.random.default_rng(seed)
+    pairs = rng.integers(0, num_nodes, size=(num_edges, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return _adjacency(num_nodes, pairs)
+
+
+def test_walk_matrix_matches_dense_formula_and_leaves_isolated_rows_zero():
+    adj = _adjacency(5, [(0, 1), (1, 2), (2, 0), (2, 3)])  # node 4 isolated
+    A = adj.toarray()
+    deg = A.sum(1)
+    expected = np.zeros((5, 5))
+    for i in range(5):
+        for j in range(5):
+            if A[i, j]:
+                expected[i, j] = 1 / deg[i] + 1 / deg[j]
+    M = spectral.walk_matrix(adj).toarray()
+    np.testing.assert_allclose(M, expected)
+    assert np.all(M[4] == 0) and np.all(np.isfinite(M))
+
+
+def test_dense_eigenpairs_sorted_and_satisfy_eigen_equation():
+    adj = graphs.grid(3, 4).adjacency()
+    vals, vecs = spectral.eigenpairs(adj)
+    M = spectral.walk_matrix(adj).toarray()
+    assert vals.shape == (12,) and vecs.shape == (12, 12)
+    assert np.all(np.diff(vals) <= 1e-12)
+    np.testing.assert_allclose(M @ vecs, vecs * vals, atol=1e-10)
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(12), atol=1e-10)
+    np.testing.assert_allclose(vals, np.sort(np.linalg.eigvalsh(M))[::-1], atol=1e-10)
+    top_vals, top_vecs = spectral.eigenpairs(adj, k=3)
+    np.testing.assert_allclose(top_vals, vals[:3])
+    assert top_vecs.shape == (12, 3)
+
+
+def test_sparse_path_agrees_with_dense_up_to_sign(monkeypatch):
+    adj = _random_graph(400, 900, seed=3)
+    dense_vals, dense_vecs = np.linalg.eigh(spectral.walk_matrix(adj).toarray())
+    dense_vals, dense_vecs = dense_vals[::-1], dense_vecs[:, ::-1]
+    monkeypatch.setattr(spectral, "DENSE_MAX_NODES", 100)  # force the eigsh branch
+    vals, vecs = spectral.eigenpairs(adj, k=6)
+    assert vals.shape == (6,) and vecs.shape == (400, 6)
+    np.testing.assert_allclose(vals, dense_vals[:6], atol=1e-8)
+    gaps = np.abs(np.diff(dense_vals[:7]))
+    simple = [i for i in range(6) if gaps[i] > 1e-4 and (i == 0 or gaps[i - 1] > 1e-4)]
+    assert len(simple) >= 3
+    for i in simple:  # a simple eigenvalue's eigenvector is unique up to sign
+        assert abs(vecs[:, i] @ dense_vecs[:, i]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_projection_energy_is_norm_of_each_projection():
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(9, 4))
+    Q, _ = np.linalg.qr(rng.normal(size=(9, 9)))
+    p = spectral.projection_energy(E, Q)
+    expected = [np.sqrt(sum((E[:, d] @ Q[:, i]) ** 2 for d in range(4))) for i in range(9)]
+    np.testing.assert_allclose(p, expected)
+    # energy is preserved by a full orthonormal basis
+    assert np.sum(p**2) == pytest.approx(np.sum(E**2))
+
+
+def test_normalised_spectrum_drops_trivial_and_scales_by_max():
+    vals, proj = spectral.normalised_spectrum([2.0, 1.5, 0.75, -1.5], [9.0, 4.0, 2.0, 1.0])
+    np.testing.assert_allclose(vals, [1.0, 0.5, -1.0])
+    np.testing.assert_allclose(proj, [1.0, 0.5, 0.25])
+    vals, proj = spectral.normalised_spectrum([2.0, 1.0], [1.0, 2.0], drop_trivial=False)
+    np.testing.assert_allclose(vals, [1.0, 0.5])
+    np.testing.assert_allclose(proj, [0.5, 1.0])
+
+
+def test_alignment_is_one_in_smooth_span_and_k_over_n_minus_1_for_random():
+    graph = graphs.cycle(60)
+    vals, vecs = spectral.eigenpairs(graph.adjacency())
+    rng = np.random.default_rng(1)
+    k = 4
+    smooth = vecs[:, 1 : k + 1] @ rng.normal(size=(k, 16)) + 3.0 * np.outer(vecs[:, 0], rng.normal(size=16))
+    assert spectral.spectral_alignment(smooth, vecs, k) == pytest.approx(1.0, abs=1e-10)
+    assert spectral.spectral_alignment(smooth, vecs, 2) < 0.9
+    random_E = rng.normal(size=(60, 3000))
+    assert spectral.spectral_alignment(random_E, vecs, 5) == pytest.approx(5 / 59, rel=0.1)
+    # top-K eigenvectors only (large-graph case) gives the same number as the full basis
+    assert spectral.spectral_alignment(random_E, vecs[:, :6], 5) == pytest.approx(
+        spectral.spectral_alignment(random_E, vecs, 5), rel=1e-10)
+    full = spectral.projection_energy(random_E, vecs) ** 2
+    assert spectral.spectral_alignment(random_E, vecs, 5) == pytest.approx(full[1:6].sum() / full[1:].sum(), rel=1e-10)
+
+
+def test_default_alignment_ks_per_family():
+    assert spectral.default_alignment_ks("path_star", graphs.path_star(4, 5, seed=0)) == (2, 3, 5, 10)
+    assert spectral.default_alignment_ks("cycle", graphs.cycle(15)) == (2, 4, 5, 10)
+    assert spectral.default_alignment_ks("grid", graphs.grid(4, 4)) == (2, 4, 5, 10)
+    assert spectral.default_alignment_ks("irregular", graphs.irregular()) == (1, 2, 3, 5, 10)
+    assert spectral.default_alignment_ks("cycle", graphs.cycle(5)) == (2, 4)  # capped at N−1
+
+
+def _node2vec_objective(V, A):
+    """J(V) = Σ_i (1/|nbr i|) Σ_{j∈nbr i} log softmax_j(V v_i), softmax over all nodes."""
+    logits = V @ V.T
+    log_p = logits - logsumexp(logits, axis=1, keepdims=True)
+    return sum(log_p[i, j] / A[i].sum() for i in range(len(A)) for j in np.flatnonzero(A[i]))
+
+
+def test_node2vec_c_matrix_formula_and_is_the_gradient():
+    adj = _adjacency(5, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (1, 3)])
+    A = adj.toarray()
+    rng = np.random.default_rng(2)
+    V = rng.normal(size=(5, 3))
+    C = spectral.node2vec_c_matrix(V, adj)
+    logits = V @ V.T
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    W = A / A.sum(1, keepdims=True)
+    np.testing.assert_allclose(C, (W - P) + (W - P).T, atol=1e-12)
+    # ΔV = η C V is gradient ascent on J: compare with central finite differences
+    grad = np.zeros_like(V)
+    h = 1e-6
+    for idx in np.ndindex(*V.shape):
+        bump = np.zeros_like(V)
+        bump[idx] = h
+        grad[idx] = (_node2vec_objective(V + bump, A) - _node2vec_objective(V - bump, A)) / (2 * h)
+    np.testing.assert_allclose(C @ V, grad, atol=1e-6)
+    point = spectral.node2vec_trajectory_point(V, adj, np.linalg.eigh(C)[1])
+    assert point["proj_V"].shape == (5,) and point["proj_C"].shape == (5,)
