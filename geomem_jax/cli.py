@@ -135,9 +135,16 @@ def cmd_export_embeddings(flags, overrides):
     print(f"embeddings written to {out}")
 
 
+TABLE_COLUMNS = (
+    ("test/first_token", "first"), ("test/exact_match", "exact"), ("edge/recall_at_degree", "edges"),
+    ("edge/recall_at_5", "rec@5"), ("node2vec/alignment", "align"), ("geometry/level", "level"),
+)
+
+
 def results_table(summary: dict) -> str:
     """Held-out accuracy per experiment, then mean ± 95% CI per sweep point."""
-    cols = [("test/first_token", "first"), ("test/exact_match", "exact"), ("edge/recall_at_degree", "edges")]
+    present = {k for e in summary["experiments"] for k in e["final"]}
+    cols = [(k, label) for k, label in TABLE_COLUMNS if k in present]
     lines = ["exp  seed  graph                   " + "  ".join(f"{label:>7}" for _, label in cols)]
     for e in summary["experiments"]:
         g = e["graph"]

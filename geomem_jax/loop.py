@@ -37,6 +37,12 @@ def build(cfg):
         from geomem_jax.models import node2vec
 
         program, data, paths = node2vec.program_for_config(cfg, graph_list, exps)
+    elif cfg.task.mode == "in_context":
+        dims, num_values = train.in_context_dims(cfg)
+        model = train.build_model(cfg.model, dims.vocab_size, dims.seq_len)
+        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
+        program = train.make_in_context_program(cfg, model, dims, num_values, use_dropout)
+        data, paths = {"dummy": np.zeros((len(exps),), np.float32)}, train.table_paths(cfg.model)
     else:
         stacked, dims = train.build_data(cfg, graph_list, exps)
         model = train.build_model(cfg.model, dims.vocab_size, dims.seq_len + dims.target_len)

@@ -5,11 +5,13 @@ node ids ``0 .. N-1``, then the nine specials ``|  [PAUSE]  /  $  >  <  [PAD]  [
 at ids ``N .. N+8``.
 
 Examples are stored as shifted pairs: position ``t`` of ``inputs`` is scored against
-``targets[t]`` with weight ``weights[t]``.  Every example is first written as one full
-token sequence, padded with ``[PAD]`` to ``T + 1`` tokens, and split into
-``inputs = seq[:-1]`` and ``targets = seq[1:]``; hence ``inputs[t+1] == targets[t]`` for
-every ``t < T-1`` of a plain (non-teacherless) example, padding included.  Loss weights are
-1 only on the positions that predict a target token.
+``targets[t]`` with weight ``weights[t]``.  Every example is written as one full token
+sequence ``seq`` and split into ``inputs = seq[:-1]``, ``targets = seq[1:]``, both padded
+with ``[PAD]`` (weight 0) to the common length T.  Hence ``inputs[t+1] == targets[t]`` on
+every scored position of a plain (non-teacherless) example except its last one, whose
+target is never fed back (``inputs[t+1]`` is ``[PAD]`` there).  Padding a table to a
+longer T later (``stack_tables``) gives exactly what building it at that T would.  Loss
+weights are 1 only on the positions that predict a target token.
 
 - edge ``(u, v)``: ``[EDGE] u [PAUSE]×p v`` (task token and pauses optional); the last
   position before ``v`` predicts ``v``.
@@ -137,15 +139,15 @@ def _examples_from_sequences(seq_NxS, first_scored: int, num_nodes: int, length:
     if t < s - 1:
         raise ValueError(f"sequence of {s} tokens needs at least {s - 1} positions, got {t}")
     pad = special_id(num_nodes, "[PAD]")
-    padded_NxT1 = np.full((n, t + 1), pad, np.int32)
-    padded_NxT1[:, :s] = seq_NxS
-    inputs_NxT = padded_NxT1[:, :-1].copy()
-    targets_NxT = padded_NxT1[:, 1:].copy()
+    inputs_NxT = np.full((n, t), pad, np.int32)
+    targets_NxT = np.full((n, t), pad, np.int32)
+    inputs_NxT[:, :s - 1] = seq_NxS[:, :-1]
+    targets_NxT[:, :s - 1] = seq_NxS[:, 1:]
     weights_NxT = np.zeros((n, t), np.float32)
     weights_NxT[:, first_scored:s - 1] = 1.0
     if teacherless:
-        # Target tokens fed back as inputs (seq positions after the prefix) become `$`.
-        inputs_NxT[:, first_scored + 1:s] = special_id(num_nodes, "$")
+        # Target tokens fed back as inputs (positions after the prefix) become `$`.
+        inputs_NxT[:, first_scored + 1:s - 1] = special_id(num_nodes, "$")
     return Examples(inputs_NxT, targets_NxT, weights_NxT)
 
 
@@ -309,8 +311,12 @@ def _stack_padded(arrays, shape, fills, dtype) -> np.ndarray:
     """(S, *shape) array: experiment i's array in the leading corner, ``fills[i]`` elsewhere."""
     out = np.empty((len(arrays), *shape), dtype=dtype)
     for i, (x, fill) in enumerate(zip(arrays, fills)):
-        out[i] = fill
-        out[i][tuple(slice(0, a) for a in np.shape(x))] = x
+        corner = np.shape(x)
+        out[i][tuple(slice(0, a) for a in corner)] = x
+        # Fill only the padding (each byte written once: these tables reach 100s of MB).
+        for axis, a in enumerate(corner):
+            region = tuple(slice(0, c) for c in corner[:axis]) + (slice(a, None),)
+            out[i][region] = fill
     return out
 
 

@@ -26,6 +26,7 @@ NEG_INF = -1e9
 RECIPES = ("mixed", "staged")
 SCHEDULES = ("cosine", "constant")
 MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
+TASK_MODES = ("in_weights", "in_context")
 
 
 # ----------------------------------------------------------------------------- model
@@ -433,7 +434,92 @@ def check_config(cfg) -> None:
         raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, f"in (0, train.steps={cfg.train.steps})")
     if cfg.task.reverse_path and cfg.task.target == "hardest_token":
         raise ConfigError("task.reverse_path", True, "false when task.target=hardest_token (no reversed hardest token)")
+    if cfg.task.mode not in TASK_MODES:
+        raise ConfigError("task.mode", cfg.task.mode, f"one of {', '.join(TASK_MODES)}")
     if cfg.task.pause_tokens < 0:
         raise ConfigError("task.pause_tokens", cfg.task.pause_tokens, "an integer >= 0")
     if not (math.isfinite(cfg.opt.lr) and cfg.opt.lr > 0):
         raise ConfigError("opt.lr", cfg.opt.lr, "a finite number > 0")
+
+
+# ----------------------------------------------------------------------------- in-context task
+
+IN_CONTEXT_EVAL_ROWS = 512
+
+
+def in_context_dims(cfg) -> tuple[Dims, int]:
+    """Static dims of the in-context task (Bachmann & Nagarajan 2024) and its node-value count."""
+    d, ell = cfg.graph.degree, cfg.graph.path_length
+    num_nodes = d * (ell - 1) + 1
+    num_values = cfg.task.num_values or 2 * num_nodes
+    tasks._check_in_context(d, ell, num_values)
+    prefix = tasks.in_context_prefix_length(d, ell)
+    dims = Dims(vocab_size=tasks.vocab_size(num_values), seq_len=prefix + ell - 1, prefix_len=prefix,
+                target_len=ell, num_nodes=num_values, has_paths=True)
+    return dims, num_values
+
+
+def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout: bool) -> Program:
+    """Every batch is a set of fresh, randomly labelled path-stars; evaluation on a fixed fresh set."""
+    d, ell, teacherless = cfg.graph.degree, cfg.graph.path_length, cfg.task.teacherless
+    batch, steps = cfg.train.batch_size, cfg.train.steps
+    vocab_mask = jnp.ones((dims.vocab_size,), bool)
+
+    def draw(key, rows):
+        return tasks.in_context_batch(key, rows, d, ell, num_values, teacherless)
+
+    def init(key, hp, data):
+        k_param, k_run = jax.random.split(key)
+        params = model.init({"params": k_param}, jnp.zeros((1, dims.seq_len), jnp.int32))["params"]
+        params = _scale_tables(params, table_paths(cfg.model), hp["init_scale"])
+        return {"params": params, "opt_state": adamw(cfg.opt, 0.0, 0.0).init(params), "key": k_run,
+                "step": jnp.zeros((), jnp.int32), "diverged_at": jnp.full((), -1, jnp.int32)}
+
+    def step_fn(state, hp, data):
+        key, k_batch, k_drop = jax.random.split(state["key"], 3)
+        ex = draw(k_batch, batch)
+
+        def loss_fn(params):
+            kwargs = ({"dropout_rate": hp["dropout"], "deterministic": False, "rngs": {"dropout": k_drop}}
+                      if use_dropout else {})
+            logits = model.apply({"params": params}, ex.inputs_NxT, **kwargs)
+            return _weighted_ce(logits, ex.targets_NxT, ex.weights_NxT, vocab_mask)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        lr = lr_at(state["step"], hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
+        updates, opt_state = adamw(cfg.opt, lr, hp["weight_decay"]).update(grads, state["opt_state"], state["params"])
+        ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
+        return {
+            "params": keep(optax.apply_updates(state["params"], updates), state["params"]),
+            "opt_state": keep(opt_state, state["opt_state"]), "key": key, "step": state["step"] + 1,
+            "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), state["step"], state["diverged_at"]),
+        }, {"train/loss": loss}
+
+    def evaluate(state, hp, data):
+        params = state["params"]
+        ex = draw(jax.random.PRNGKey(2**31 - 1), IN_CONTEXT_EVAL_ROWS)  # the same fresh graphs at every eval
+        p = dims.prefix_len
+        targets_QxL = ex.targets_NxT[:, p - 1:]
+        seq = ex.inputs_NxT
+
+        def body(j, carry):
+            seq, out = carry
+            logits = model.apply({"params": params}, seq)[:, p - 1 + j]
+            tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+            if not teacherless:
+                written = jax.lax.dynamic_update_slice(seq, tok[:, None], (0, jnp.minimum(p + j, seq.shape[1] - 1)))
+                seq = jnp.where(j < ell - 1, written, seq)
+            return seq, out.at[:, j].set(tok)
+
+        _, gen = jax.lax.fori_loop(0, ell, body, (seq, jnp.zeros_like(targets_QxL)))
+        forced = jnp.argmax(model.apply({"params": params}, ex.inputs_NxT), axis=-1)[:, p - 1:]
+        return {
+            "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
+            "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
+            "test/forced_first_token": jnp.mean(forced[:, 1] == targets_QxL[:, 1]),
+            "test/token": jnp.mean(gen == targets_QxL, axis=0),
+            "diverged_at": state["diverged_at"],
+        }
+
+    return Program(init=init, step=step_fn, evaluate=evaluate)

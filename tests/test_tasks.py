@@ -129,8 +129,19 @@ def test_path_example_layout(kw, inputs, targets, weights):
     assert ex.weights_NxT.sum() == tasks.target_length(s, 3)
 
 
+def _check_shift(ex, pad):
+    """inputs[t+1] == targets[t] on scored positions but the last; [PAD] after each example."""
+    w = ex.weights_NxT > 0
+    last_NxT = w & ~np.concatenate([w[:, 1:], np.zeros_like(w[:, :1])], axis=1)
+    inner = (w & ~last_NxT)[:, :-1]
+    np.testing.assert_array_equal(ex.inputs_NxT[:, 1:][inner], ex.targets_NxT[:, :-1][inner])
+    after = np.cumsum(last_NxT, axis=1) - last_NxT > 0  # positions after the last scored one
+    assert (ex.targets_NxT[after] == pad).all() and (ex.inputs_NxT[after] == pad).all()
+    assert (last_NxT.sum(1) == 1).all()
+
+
 def test_shift_relation_and_padding_on_every_option_combination():
-    """inputs[t+1] == targets[t] on every position of plain examples, padded or not."""
+    """The shift relation holds for every option combination, padded or not."""
     graph = star_graph(4, 5)
     bools = list(itertools.product([False, True], repeat=4))
     for target, (tt, rp, rip, pie) in itertools.product(tasks.TARGETS, bools):
@@ -140,11 +151,7 @@ def test_shift_relation_and_padding_on_every_option_combination():
                  pause_in_edges=pie, pause_tokens=2)
         tab = tasks.build_task_tables(graph, s)
         for ex in (tab.train, tab.edges, tab.test_paths):
-            np.testing.assert_array_equal(ex.inputs_NxT[:, 1:], ex.targets_NxT[:, :-1])
-            # unscored positions after the end of an example hold [PAD] targets
-            last = ex.weights_NxT.shape[1] - 1 - np.argmax(ex.weights_NxT[:, ::-1] > 0, axis=1)
-            after = np.arange(ex.weights_NxT.shape[1])[None] > last[:, None]
-            assert (ex.targets_NxT[after] == tasks.special_id(17, "[PAD]")).all()
+            _check_shift(ex, tasks.special_id(17, "[PAD]"))
         assert (tab.test_paths.weights_NxT.sum(1) == tasks.target_length(s, 5)).all()
 
 
@@ -157,7 +164,7 @@ def test_teacherless_only_changes_inputs_after_prefix():
         np.testing.assert_array_equal(a.targets_NxT, b.targets_NxT)
         np.testing.assert_array_equal(a.weights_NxT, b.weights_NxT)
         np.testing.assert_array_equal(a.inputs_NxT[:, :p], b.inputs_NxT[:, :p])
-        assert (b.inputs_NxT[:, p:] == tasks.special_id(17, "$")).all()
+        assert (b.inputs_NxT[:, p:] == tasks.special_id(17, "$")).all()  # T ends at the last input
     np.testing.assert_array_equal(plain.edges.inputs_NxT, tl.edges.inputs_NxT)  # edges untouched
 
 
@@ -286,6 +293,13 @@ def test_stack_tables_mixed_families_and_spec_mismatch():
     st = tasks.stack_tables([tasks.build_task_tables(graphs.cycle(4), spec()),
                              tasks.build_task_tables(star_graph(2, 3), spec())])
     assert st.train_inputs_SxRxT.shape[2] == 5  # path examples are longer than edge examples
+    # the cycle's edge rows (2 positions) are padded with its own [PAD] (id 4 + 6) to T = 5
+    assert (st.train_inputs_SxRxT[0, :, 2:] == 10).all() and (st.train_targets_SxRxT[0, :, 2:] == 10).all()
+    assert (st.train_weights_SxRxT[0, :, 2:] == 0).all() and (st.train_weights_SxRxT[0, :8, 1] == 1).all()
+    # padding after the fact == building at the longer length directly
+    direct = tasks.edge_examples(graphs.cycle(4), spec(), length=5)
+    for got, want in zip((st.edge_inputs_SxExT, st.edge_targets_SxExT, st.edge_weights_SxExT), direct):
+        np.testing.assert_array_equal(got[0], want)
     assert st.test_row_mask_SxQ.tolist() == [[False], [True]]
     assert st.test_path_rows_S.tolist() == [0, 1]
     with pytest.raises(ValueError, match="task spec"):
@@ -360,7 +374,7 @@ def _check_in_context_example(ex, degree, path_length, num_values, teacherless):
         assert (inputs[p:] == num_values + 3).all()
         np.testing.assert_array_equal(inputs[:p], np.concatenate([inputs[:1], ex.targets_NxT[:p - 1]]))
     else:
-        np.testing.assert_array_equal(inputs[1:], np.asarray(ex.targets_NxT)[:-1])
+        np.testing.assert_array_equal(inputs[1:], np.asarray(ex.targets_NxT)[:-1])  # no padding here
     return goal, list(edges[:, 0])
 
 

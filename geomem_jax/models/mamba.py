@@ -17,6 +17,7 @@ h_t = Ā_t * h_{t-1} + B̄_t x_t (O(log T) depth, good on TPU and fine under vma
 """
 
 import math
+import numbers
 
 import flax.linen as nn
 import jax
@@ -156,7 +157,7 @@ class _TokenTable(nn.Module):
 
 
 def _check_positive(field, value, minimum, allowed):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ConfigError(field, value, allowed)
 
 
@@ -204,7 +205,7 @@ class Mamba(nn.Module):
     def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True):
         T = tokens_BxT.shape[-1]
         if T > self.max_len:
-            raise ValueError(f"sequence length {T} exceeds model.max_len={self.max_len}")
+            raise ConfigError("model.max_len", self.max_len, f"at least the sequence length {T}")
         drop = lambda x: dropout(
             x, dropout_rate, None if deterministic else self.make_rng("dropout"), deterministic
         )

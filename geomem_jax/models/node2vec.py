@@ -219,37 +219,34 @@ def sample_walks(key, nbrs_NxDmax, deg_N, node_mask_N, walks_per_node: int, walk
     start_W = jnp.repeat(jnp.arange(n_pad, dtype=jnp.int32), walks_per_node)
     valid_W = node_mask_N[start_W] & (deg_N[start_W] > 0)
     log_p, log_q = -jnp.log(p), -jnp.log(q)
+    if walk_length <= 1:
+        return start_W[:, None], valid_W
 
-    def first_hop(k, cur):
-        cand = nbrs_NxDmax[cur]
-        logw = jnp.where(cand >= 0, 0.0, -jnp.inf)
-        nxt = cand[jax.random.categorical(k, logw)]
-        return jnp.where(cand[0] >= 0, nxt, cur)
-
-    def biased_hop(k, prev, cur):
-        cand = nbrs_NxDmax[cur]
-        prev_nbrs = nbrs_NxDmax[prev]
-        is_nbr_of_prev = jnp.any((cand[:, None] == prev_nbrs[None, :]) & (prev_nbrs[None, :] >= 0), axis=1)
-        logw = jnp.where(cand == prev, log_p, jnp.where(is_nbr_of_prev, 0.0, log_q))
-        logw = jnp.where(cand >= 0, logw, -jnp.inf)
-        nxt = cand[jax.random.categorical(k, logw)]
-        return jnp.where(cand[0] >= 0, nxt, cur)
+    def hop(k, cand_WxD, logw_WxD, cur_W):
+        # one batched categorical (row-wise Gumbel-max) instead of a key per walk: much cheaper to compile
+        logw_WxD = jnp.where(cand_WxD >= 0, logw_WxD, -jnp.inf)
+        pick_W = jax.random.categorical(k, logw_WxD, axis=-1)
+        nxt_W = jnp.take_along_axis(cand_WxD, pick_W[:, None], axis=1)[:, 0]
+        return jnp.where(cand_WxD[:, 0] >= 0, nxt_W, cur_W)  # no neighbours: stay
 
     key0, key_rest = jax.random.split(key)
-    keys_W = jax.random.split(key0, start_W.shape[0])
-    second_W = jax.vmap(first_hop)(keys_W, start_W)
+    cand0_WxD = nbrs_NxDmax[start_W]
+    second_W = hop(key0, cand0_WxD, jnp.zeros(cand0_WxD.shape), start_W)  # first hop: uniform
 
     def body(carry, k):
         prev_W, cur_W = carry
-        nxt_W = jax.vmap(biased_hop)(jax.random.split(k, prev_W.shape[0]), prev_W, cur_W)
+        cand_WxD = nbrs_NxDmax[cur_W]
+        prev_nbrs_WxD = nbrs_NxDmax[prev_W]
+        # membership of each candidate in prev's (−1 padded) neighbour row
+        is_nbr_WxD = jnp.any((cand_WxD[:, :, None] == prev_nbrs_WxD[:, None, :])
+                             & (prev_nbrs_WxD[:, None, :] >= 0), axis=-1)
+        logw_WxD = jnp.where(cand_WxD == prev_W[:, None], log_p, jnp.where(is_nbr_WxD, 0.0, log_q))
+        nxt_W = hop(k, cand_WxD, logw_WxD, cur_W)
         return (cur_W, nxt_W), nxt_W
 
-    if walk_length <= 1:
-        return start_W[:, None], valid_W
-    rest = walk_length - 2
     cols = [start_W[:, None], second_W[:, None]]
-    if rest > 0:
-        _, tail_RxW = jax.lax.scan(body, (start_W, second_W), jax.random.split(key_rest, rest))
+    if walk_length > 2:
+        _, tail_RxW = jax.lax.scan(body, (start_W, second_W), jax.random.split(key_rest, walk_length - 2))
         cols.append(tail_RxW.T)
     return jnp.concatenate(cols, axis=1), valid_W
 
@@ -342,10 +339,10 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
     if objective not in OBJECTIVES:
         raise ConfigError("model.node2vec_objective", objective, f"one of {OBJECTIVES}")
     if optimizer not in OPTIMIZERS:
-        raise ConfigError("opt.optimizer", optimizer, f"one of {OPTIMIZERS}")
+        raise ConfigError("optimizer", optimizer, f"one of {OPTIMIZERS}")
     if neg_dist not in ("unigram", "uniform"):
         raise ConfigError("model.neg_dist", neg_dist, "one of ('unigram', 'uniform')")
-    for name, val, lo in (("model.dim", dim, 1), ("model.walk_length", walk_length, 2),
+    for name, val, lo in (("model.width (dim)", dim, 1), ("model.walk_length", walk_length, 2),
                           ("model.walks_per_node", walks_per_node, 1), ("model.window", window, 1),
                           ("model.negatives", negatives, 1), ("model.align_k", align_k, 1)):
         if int(val) != val or val < lo:
@@ -452,7 +449,8 @@ def train_steps(program: Program, state, hp, data, num_steps: int):
 # ------------------------------------------------------------------ config → program
 
 
-def _max_degree(graph) -> int:
+def max_degree(graph) -> int:
+    """Largest undirected degree (no self loops): the shared ``d_max`` of a sweep is the max of these."""
     if hasattr(graph, "num_nodes") and hasattr(graph, "forward_edges_Ex2"):
         e = np.asarray(graph.forward_edges_Ex2).reshape(-1, 2)
         e = np.unique(np.sort(e[e[:, 0] != e[:, 1]], axis=1), axis=0)
@@ -474,7 +472,7 @@ def program_for_config(cfg, graph_list, exps):
     n_pad = max(g.num_nodes for g in graph_list)
     if m.node2vec_objective == "full_softmax" and n_pad > MAX_DENSE_NODES:
         raise ConfigError("graph", f"{n_pad} nodes", f"<= {MAX_DENSE_NODES} nodes for the dense full-softmax Node2Vec")
-    d_max = max(_max_degree(g) for g in graph_list) + int(self_edges)
+    d_max = max(max_degree(g) for g in graph_list) + int(self_edges)
     num_eig = min(n_pad, 32)
     per_graph = [node2vec_data(g, n_pad, num_eig=num_eig, self_edges=self_edges, d_max=max(d_max, 1))
                  for g in graph_list]

@@ -1,0 +1,317 @@
+"""Training job: lr schedule, golden first loss, greedy decoding + every metric recomputed in numpy,
+vmap / padded-graph equivalence, crash + resume, summary aggregates, divergence, staged recipe, config checks.
+
+Compiles few programs: most tests share one tiny 2-seed run (`run_a`); runs with the same
+static config hit the per-session persistent compile cache (tests/conftest.py).
+"""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from geomem_jax import checkpoint, graphs, loop, metrics, sweep, tasks, train
+from geomem_jax.errors import ConfigError
+from geomem_jax.models.transformer import Transformer
+
+STEPS = 40
+CONTINUOUS = ("train/loss", "test/forced_loss")
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory, tiny_cfg_factory):
+    """Uninterrupted tiny run: path_star(5, 4), seeds (0, 1), 40 steps, eval + ckpt every 10."""
+    cfg = tiny_cfg_factory()
+    workdir = tmp_path_factory.mktemp("run_a") / "run"
+    summary = loop.run(cfg, workdir, progress=False)
+    return cfg, workdir, summary
+
+
+def _final_params(workdir, step=STEPS):
+    return checkpoint.restore_numpy(workdir, step)["params"]
+
+
+def _take(tree, i):
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
+
+
+# ----------------------------------------------------------------------------- lr schedule
+
+
+def test_lr_at_closed_forms():
+    peak, total, warm = 2e-3, 100, 10
+    lr = lambda s, sched="cosine", w=warm: float(train.lr_at(s, peak, total, w, sched, 0.1))
+    for s in range(warm):  # linear warm-up reaching the peak at the end of warm-up
+        assert lr(s) == pytest.approx(peak * (s + 1) / warm, rel=1e-6)
+    assert lr(warm) == pytest.approx(peak, rel=1e-6)
+    for s in (10, 30, 55, 80, 99):
+        progress = (s - warm) / (total - warm)
+        expected = peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        assert lr(s) == pytest.approx(expected, rel=1e-5)
+    assert lr(total) == pytest.approx(peak / 10, rel=1e-5)  # cosine ends at lr/10
+    assert lr(total + 50) == pytest.approx(peak / 10, rel=1e-5)
+    assert lr(0, w=0) == pytest.approx(peak, rel=1e-6)  # no warm-up: start at the peak
+    for s in (0, 4, 9):
+        assert lr(s, "constant") == pytest.approx(peak * (s + 1) / warm, rel=1e-6)
+    for s in (10, 50, 99, 150):
+        assert lr(s, "constant") == pytest.approx(peak, rel=1e-6)
+    values = [lr(s) for s in range(warm, total + 1)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # monotone decay
+
+
+# ----------------------------------------------------------------------------- vmap / golden loss
+
+
+def test_sweep_member_equals_solo_run_and_first_loss_is_uniform(run_a, tiny_cfg_factory):
+    """Seed 1 alone (1-step chunks) == experiment 1 of the 2-seed run; first loss = log(#valid vocab)."""
+    _, workdir_a, _ = run_a
+    cfg = tiny_cfg_factory(("sweep.seeds", "(1,)"))
+    exps, program, data, _ = loop.build(cfg)
+    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
+    step_once = loop.jit_chunk(program, 1)
+    losses = []
+    for _ in range(STEPS):
+        state, step_metrics = step_once(state, hp, data)
+        losses.append(float(step_metrics["train/loss"][0]))
+
+    num_valid = 5 * 3 + 1 + len(tasks.SPECIAL_TOKENS)  # path_star(5, 4): 16 nodes + 9 specials
+    assert int(np.asarray(data["vocab_mask"]).sum()) == num_valid
+    assert abs(losses[0] - math.log(num_valid)) < 0.05
+    assert losses[-1] < losses[0] - 0.3  # it does learn
+
+    solo = _take(state["params"], 0)
+    swept = _final_params(workdir_a)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4),
+                           solo, _take(swept, 1))
+    # ... and not trivially: the other seed is a different trajectory.
+    assert not np.allclose(_take(swept, 0)["embed"], solo["embed"], atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- greedy + metrics
+
+
+def _numpy_metrics(model, params, graph):
+    """Every evaluation metric of one experiment, recomputed step by step outside the program."""
+    n = graph.num_nodes
+    v_valid = n + len(tasks.SPECIAL_TOKENS)
+    apply = jax.jit(lambda toks: model.apply({"params": params}, toks))
+
+    def next_logits(seq_BxT):
+        return np.asarray(apply(np.asarray(seq_BxT, np.int32)))[:, -1, :v_valid].astype(np.float64)
+
+    paths_QxL = graph.test_paths_QxL
+    q, ell = paths_QxL.shape
+    prefix_QxP = np.stack([np.full(q, tasks.special_id(n, "[PATH]")), paths_QxL[:, -1],
+                           np.full(q, tasks.special_id(n, "[PAUSE]"))], axis=1)
+    seq = prefix_QxP
+    for _ in range(ell):  # greedy decoding on the growing sequence
+        seq = np.concatenate([seq, next_logits(seq).argmax(axis=1)[:, None]], axis=1)
+    gen_QxL = seq[:, prefix_QxP.shape[1]:]
+
+    parent_N = np.full(n, -1)
+    parent_N[graph.forward_edges_Ex2[:, 1]] = graph.forward_edges_Ex2[:, 0]
+    child_ok = [(g < n and parent_N[g] == prev) for row in gen_QxL for prev, g in zip(row[:-1], row[1:])]
+
+    full_seq = np.concatenate([prefix_QxP, paths_QxL], axis=1)  # teacher forcing
+    logits_QxTxV = np.asarray(apply(full_seq[:, :-1].astype(np.int32)))[..., :v_valid].astype(np.float64)
+    scored = logits_QxTxV[:, prefix_QxP.shape[1] - 1:]
+    logp = scored - np.log(np.exp(scored - scored.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - scored.max(-1, keepdims=True)
+    nll_QxL = -np.take_along_axis(logp, paths_QxL[..., None], axis=-1)[..., 0]
+    hit_QxL = scored.argmax(-1) == paths_QxL
+
+    edge_logits_NxV = next_logits(np.stack([np.full(n, tasks.special_id(n, "[EDGE]")), np.arange(n)], 1))
+    succ = {u: set() for u in range(n)}
+    for u, w in graph.directed_edges("both"):
+        succ[int(u)].add(int(w))
+    recalls = []
+    for u in range(n):
+        k = len(succ[u])
+        if k:
+            top_k = np.argsort(-edge_logits_NxV[u], kind="stable")[:k]
+            recalls.append(len(succ[u] & set(top_k.tolist())) / k)
+
+    out = {
+        "test/exact_match": np.mean(np.all(gen_QxL == paths_QxL, axis=1)),
+        "test/first_token": np.mean(gen_QxL[:, 1] == paths_QxL[:, 1]),  # n1 follows the root
+        "test/child": np.mean(child_ok),
+        "test/forced_loss": nll_QxL.mean(),
+        "test/forced_accuracy": hit_QxL.mean(),
+        "test/forced_exact_match": np.mean(hit_QxL.all(axis=1)),
+        "edge/recall_at_degree": np.mean(recalls),
+    }
+    out.update({f"test/token_{i}": np.mean(gen_QxL[:, i] == paths_QxL[:, i]) for i in range(ell)})
+    return out, gen_QxL
+
+
+def test_greedy_decoding_and_metrics_match_numpy(run_a):
+    cfg, workdir, summary = run_a
+    graph = graphs.make_graph(cfg.graph)
+    params_S = _final_params(workdir)
+    vocab, width = params_S["embed"].shape[1:]
+    model = Transformer(vocab_size=vocab, max_len=params_S["positions"].shape[1], width=width, layers=1, heads=2)
+    assert vocab == graph.num_nodes + len(tasks.SPECIAL_TOKENS)
+    for exp in summary["experiments"]:
+        assert exp["step"] == STEPS
+        expected, gen_QxL = _numpy_metrics(model, _take(params_S, exp["index"]), graph)
+        final = exp["final"]
+        assert set(expected) | {"train/loss"} == set(final)
+        for name, value in expected.items():
+            tol = 1e-4 if name == "test/forced_loss" else 1e-6
+            assert final[name] == pytest.approx(value, abs=tol), (exp["index"], name, gen_QxL)
+    # A trained model puts the edges well above chance (k_u / (N + 9)).
+    assert max(e["final"]["edge/recall_at_degree"] for e in summary["experiments"]) > 0.15
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def test_summary_structure_and_seed_aggregate(run_a):
+    cfg, workdir, summary = run_a
+    on_disk = json.loads((workdir / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert set(on_disk) == {"experiments", "aggregate"}
+    records = metrics.read_metrics(workdir / "metrics.jsonl")
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert checkpoint.complete_steps(workdir) == [30, 40]  # ckpt.max_to_keep=2
+    exps = on_disk["experiments"]
+    assert [e["seed"] for e in exps] == [0, 1] and [e["index"] for e in exps] == [0, 1]
+    for e in exps:
+        assert {"index", "seed", "graph", "hparams", "coords", "step", "diverged", "diverged_at_step",
+                "final", "best"} <= set(e)
+        assert e["diverged"] is False and e["diverged_at_step"] is None
+        last = dict(records[-1]["experiments"][e["index"]])
+        last.pop("index"), last.pop("diverged_at")
+        assert e["final"] == last
+        for name, best in e["best"].items():
+            series = [r["experiments"][e["index"]][name] for r in records]
+            assert best == (min(series) if "loss" in name else max(series))
+        assert e["hparams"] == {"lr": 3e-3, "weight_decay": 0.01, "init_scale": 0.02, "dropout": 0.0}
+        assert e["graph"]["num_nodes"] == 16
+    (group,) = on_disk["aggregate"]
+    assert group["n"] == 2 and group["seeds"] == [0, 1]
+    assert set(group["metrics"]) == set(exps[0]["final"])
+    for name, agg in group["metrics"].items():
+        vals = np.array([e["final"][name] for e in exps], np.float64)
+        std = vals.std(ddof=1)
+        assert agg["mean"] == pytest.approx(vals.mean(), abs=1e-12)
+        assert agg["std"] == pytest.approx(std, abs=1e-12)
+        assert agg["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * std / math.sqrt(2), abs=1e-9)
+        assert agg["n"] == 2
+
+
+# ----------------------------------------------------------------------------- crash + resume
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_crash_then_resume_ends_where_the_uninterrupted_run_ends(run_a, tmp_path, monkeypatch):
+    cfg, workdir_a, summary_a = run_a
+    workdir = tmp_path / "run"
+    save = checkpoint.Checkpointer.save
+
+    def dying_save(self, step, state, extra):  # dies after writing the step-30 metrics, before its ckpt
+        if step == 30:
+            raise _Killed
+        save(self, step, state, extra)
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", dying_save)
+    with pytest.raises(_Killed):
+        loop.run(cfg, workdir, progress=False)
+    monkeypatch.undo()
+    assert checkpoint.complete_steps(workdir) == [10, 20]
+    assert [r["step"] for r in metrics.read_metrics(workdir / "metrics.jsonl")] == [10, 20, 30]
+    assert not (workdir / "summary.json").exists()
+
+    summary = loop.run(cfg, workdir, resume=True, progress=False)
+    records = metrics.read_metrics(workdir / "metrics.jsonl")
+    records_a = metrics.read_metrics(workdir_a / "metrics.jsonl")
+    assert [r["step"] for r in records] == [10, 20, 30, 40]  # the orphan step-30 line was rewritten
+    assert [r["experiments"] for r in records] == [r["experiments"] for r in records_a]
+    assert [e["final"] for e in summary["experiments"]] == [e["final"] for e in summary_a["experiments"]]
+    state, state_a = checkpoint.restore_numpy(workdir, STEPS), checkpoint.restore_numpy(workdir_a, STEPS)
+    # Bitwise equal on CPU: same compiled program, same keys, exact checkpoint round trip.
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, state_a)
+
+
+# ----------------------------------------------------------------------------- padded graphs
+
+
+def test_graph_padded_into_a_larger_sweep_follows_the_same_trajectory(run_a, tiny_cfg_factory, tmp_path):
+    """path_star(5, 4) next to path_star(7, 5) (larger vocabulary AND longer sequences) == alone."""
+    _, workdir_a, summary_a = run_a
+    cfg = tiny_cfg_factory(("sweep.seeds", "(1,)"), ("sweep.graphs", '({"degree": 5}, {"degree": 7, "path_length": 5})'))
+    summary = loop.run(cfg, tmp_path / "run", progress=False)
+    padded, alone = summary["experiments"][0], summary_a["experiments"][1]
+    assert padded["seed"] == alone["seed"] == 1 and padded["graph"] == alone["graph"]
+    assert summary["experiments"][1]["graph"]["num_nodes"] == 29
+
+    params_p, params_a = _take(_final_params(tmp_path / "run"), 0), _take(_final_params(workdir_a), 1)
+    v_real, t_real = params_a["embed"].shape[0], params_a["positions"].shape[0]
+    assert params_p["embed"].shape[0] == 29 + 9 and params_p["positions"].shape[0] > t_real
+    np.testing.assert_allclose(params_p["embed"][:v_real], params_a["embed"], atol=1e-5)
+    np.testing.assert_allclose(params_p["positions"][:t_real], params_a["positions"], atol=1e-5)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+                           params_p["block0"], params_a["block0"])
+    for name, value in alone["final"].items():
+        tol = 1e-4 if name in CONTINUOUS else 0.0
+        assert padded["final"][name] == pytest.approx(value, abs=tol), name
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def test_diverged_experiment_is_marked_and_isolated(tiny_cfg_factory, tmp_path):
+    cfg = tiny_cfg_factory(("sweep.seeds", "(0,)"), ("sweep.lr", "(3e-3, 1e6)"))
+    summary = loop.run(cfg, tmp_path / "run", progress=False)
+    ok, bad = summary["experiments"]
+    assert ok["hparams"]["lr"] == 3e-3 and bad["hparams"]["lr"] == 1e6
+    assert bad["diverged"] is True and 0 <= bad["diverged_at_step"] < STEPS
+    assert ok["diverged"] is False and ok["diverged_at_step"] is None
+    assert all(isinstance(v, float) and math.isfinite(v) for v in ok["final"].values())
+    # The diverged experiment's params stay those of its last finite step.
+    state = checkpoint.restore_numpy(tmp_path / "run")
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(state["params"]))
+
+
+# ----------------------------------------------------------------------------- recipes / targets
+
+
+def test_staged_recipe_with_hardest_token_target_runs(tiny_cfg_factory, tmp_path):
+    cfg = tiny_cfg_factory(("sweep.seeds", "(0,)"), ("train.recipe", "staged"), ("train.stage1_steps", "6"),
+                           ("train.steps", "12"), ("eval.every", "12"), ("task.target", "hardest_token"))
+    summary = loop.run(cfg, tmp_path / "run", progress=False)
+    (exp,) = summary["experiments"]
+    final = exp["final"]
+    assert exp["step"] == 12 and not exp["diverged"]
+    assert "test/token_0" in final and "test/token_1" not in final  # one scored token: n1
+    # With one target token, exact match, first decision and token 0 are the same number.
+    assert final["test/exact_match"] == final["test/first_token"] == final["test/token_0"]
+    assert all(math.isfinite(v) for v in final.values())
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ((("train.batch_size", "0"),), "train.batch_size"),
+    ((("train.batch_size", "-3"),), "train.batch_size"),
+    ((("train.steps", "0"),), "train.steps"),
+    ((("model.heads", "3"),), "model.heads"),
+    ((("task.pause_tokens", "-1"),), "task.pause_tokens"),
+    ((("sweep.seeds", "()"),), "sweep.seeds"),
+    ((("graph.family", "cycle"), ("graph.num_nodes", "8"), ("task.target", "hardest_token")), "task.target"),
+    ((("task.target", "hardest_token"), ("task.reverse_path", "true")), "task.reverse_path"),
+    ((("train.recipe", "staged"), ("train.stage1_steps", "0")), "train.stage1_steps"),
+    ((("opt.schedule", "linear"),), "opt.schedule"),
+])
+def test_bad_configs_are_rejected_before_any_compute(tiny_cfg_factory, overrides, field):
+    cfg = tiny_cfg_factory(*overrides)
+    with pytest.raises(ConfigError) as err:
+        loop.build(cfg)
+    assert err.value.field.startswith(field)
