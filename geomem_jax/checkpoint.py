@@ -120,6 +120,9 @@ def restore_numpy(workdir, step: int | None = None) -> dict:
 
     step = _latest_or(workdir, step)
     path = _ckpt_root(workdir) / str(step) / "state"
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about the composite's item metadata
     try:
         with ocp.PyTreeCheckpointer() as ckptr:
             meta = ckptr.metadata(path)

@@ -87,7 +87,9 @@ def _step(flags):
 
 
 def cmd_train(flags, overrides, command="train"):
-    from geomem_jax import loop
+    from geomem_jax import distributed, loop
+
+    distributed.maybe_initialize()
 
     cfg = load(flags, overrides, DEFAULT_CONFIG if command == "run" else None)
     workdir = flags.get("workdir") or (f"runs/{cfg.name}" if command == "run" else _required(flags, "workdir", command))
@@ -109,7 +111,7 @@ def cmd_analyze(flags, overrides):
     workdir = _required(flags, "workdir", "analyze")
     result = analyze.analyze_run(workdir, step=_step(flags), make_plots=not flags.get("no-plots"))
     report = pathlib.Path(workdir) / "report" / "report.md"
-    print(f"analysis of {len(result)} experiments written to {report}")
+    print(f"analysis of {len(result['experiments'])} experiments written to {report}")
 
 
 def cmd_export_graph(flags, overrides):
@@ -178,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         command, flags, overrides = parse_args(argv)
         HANDLERS[command](flags, overrides)
     except UserError as err:
-        print(f"geomem: error: {err}", file=sys.stderr)
-        return 2
+        interrupted = type(err).__name__ == "Interrupted"
+        print(f"geomem: {'stopped' if interrupted else 'error'}: {err}", file=sys.stderr)
+        return 130 if interrupted else 2
     except KeyboardInterrupt:
         print("geomem: interrupted; resume with the same command and --resume", file=sys.stderr)
         return 130

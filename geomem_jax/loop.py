@@ -17,14 +17,15 @@ import fcntl
 import json
 import os
 import pathlib
-import sys
+import signal
+import threading
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomem_jax import checkpoint, config as config_lib, graphs, metrics, sweep, train
+from geomem_jax import checkpoint, config as config_lib, distributed, graphs, metrics, sweep, train
 from geomem_jax.errors import UserError
 
 
@@ -129,31 +130,53 @@ def run(cfg, workdir, resume: bool = False, progress: bool = True, stream=None) 
     exps, program, data, meta = build(cfg)  # validates before touching the workdir
     with workdir_lock(workdir):
         start = _prepare_workdir(workdir, cfg_dict, resume)
-        if start is None:
+        if start is None and distributed.is_writer():
             checkpoint.write_json_atomic(workdir / "config.json", cfg_dict)
             checkpoint.write_json_atomic(workdir / "meta.json", meta)
             (workdir / "metrics.jsonl").write_text("")
         return _train(cfg, workdir, exps, program, data, meta, start, progress, stream)
 
 
+class Interrupted(UserError):
+    """SIGTERM / SIGINT arrived: the state was checkpointed and the run can be resumed."""
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """SIGTERM and SIGINT set a flag instead of killing; the loop checkpoints and stops."""
+    requested = []
+    handler = lambda signum, frame: requested.append(signum)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
     total, every = cfg.train.steps, cfg.eval.every
     ckpt_every = cfg.ckpt.every or every
-    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
-    data = {k: jnp.asarray(v) for k, v in data.items()}
-    keys = jnp.asarray(sweep.seed_keys(exps))
+    mesh = distributed.sweep_mesh(cfg.mesh.devices)
+    size = distributed.padded_size(len(exps), mesh)
+    inputs = distributed.pad_sweep((sweep.seed_keys(exps), sweep.hparam_arrays(exps), data), size)
+    keys, hp, data = distributed.place(inputs, mesh)
     init, evaluate = jax.jit(jax.vmap(program.init)), jax.jit(jax.vmap(program.evaluate))
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
-    writer = metrics.MetricsWriter(workdir / "metrics.jsonl")
+    writer = metrics.MetricsWriter(workdir / "metrics.jsonl") if distributed.is_writer() else None
 
-    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
-        state = init(keys, hp, data)
-        step = 0
-        if start is not None:
-            state, extra = ckpt.restore(start, jax.tree_util.tree_map(_abstract, state))
+    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt, _stop_requests() as stop:
+        if start is None:
+            state, step = init(keys, hp, data), 0
+        else:
+            state, extra = ckpt.restore(start, _abstract_like(jax.eval_shape(init, keys, hp, data), keys))
             step = int(extra["step"])
-            writer.truncate_after(step)
-        bar = metrics.Progress(total, step, stream) if progress else None
+            if writer:
+                writer.truncate_after(step)
+        bar = metrics.Progress(total, step, stream) if progress and writer else None
         t0 = time.perf_counter()
         while step < total:
             n = min(every - step % every, total - step)
@@ -162,22 +185,32 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
             state, step_metrics = chunk_fns[n](state, hp, data)
             step += n
             if step % every == 0 or step == total:
-                evaluated = {**evaluate(state, hp, data), **step_metrics}
+                evaluated = distributed.to_host({**evaluate(state, hp, data), **step_metrics})
                 record = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
-                          "experiments": metrics.experiment_records(jax.device_get(evaluated), exps)}
-                writer.write(record)
+                          "experiments": metrics.experiment_records(evaluated, exps)}
+                if writer:
+                    writer.write(record)
                 if bar:
                     bar.update(step, _best_so_far(record))
-            if step % ckpt_every == 0 or step == total:
+            if step % ckpt_every == 0 or step == total or stop:
                 ckpt.save(step, state, {"step": step})
+            if stop and step < total:
+                ckpt.wait()
+                raise Interrupted(
+                    f"stopped by signal {stop[0]} at step {step}/{total}; checkpoint saved. "
+                    f"Resume with the same command and --resume (workdir {workdir})"
+                )
         ckpt.wait()
     summary = metrics.build_summary(meta, metrics.read_metrics(workdir / "metrics.jsonl"))
-    metrics.write_summary(workdir, summary)
+    if writer:
+        metrics.write_summary(workdir, summary)
     return summary
 
 
-def _abstract(x):
-    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+def _abstract_like(shapes, like):
+    """Abstract target for restoring: shapes/dtypes of a fresh state, placed like the inputs."""
+    sharding = getattr(like, "sharding", None)
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
 def _best_so_far(record) -> dict:

@@ -27,19 +27,20 @@ def to_python(value):
 
 
 def experiment_records(metrics_S: dict, exps) -> list[dict]:
-    """Per-experiment dicts from vmapped metrics; vector metrics `x/token` become `x/token_<i>`."""
-    records = []
-    for e in exps:
-        rec = {"index": e.index}
-        for name, values in metrics_S.items():
-            value = to_python(np.asarray(values)[e.index])
-            if isinstance(value, list):
-                for i, v in enumerate(value):
-                    rec[f"{name}_{i}"] = v
-            else:
-                rec[name] = value
-        records.append(rec)
-    return records
+    """Per-experiment dicts from vmapped metrics (vector metrics stay lists in metrics.jsonl)."""
+    return [{"index": e.index, **{name: to_python(np.asarray(v)[e.index]) for name, v in metrics_S.items()}}
+            for e in exps]
+
+
+def flatten_vectors(record: dict) -> dict:
+    """`test/token: [a, b]` -> `test/token_0: a, test/token_1: b` (the summary's scalar names)."""
+    out = {}
+    for name, value in record.items():
+        if isinstance(value, list):
+            out.update({f"{name}_{i}": v for i, v in enumerate(value)})
+        else:
+            out[name] = value
+    return out
 
 
 class MetricsWriter:
@@ -124,7 +125,7 @@ def build_summary(meta: dict, records: list[dict]) -> dict:
     experiments = []
     for exp in meta["experiments"]:
         i = exp["index"]
-        series = [(r["step"], r["experiments"][i]) for r in records]
+        series = [(r["step"], flatten_vectors(r["experiments"][i])) for r in records]
         final = dict(series[-1][1]) if series else {}
         final.pop("index", None)
         diverged = final.pop("diverged_at", -1)

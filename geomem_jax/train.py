@@ -23,7 +23,7 @@ from geomem_jax.errors import ConfigError
 from geomem_jax.program import Program
 
 NEG_INF = -1e9
-RECIPES = ("mixed", "staged")
+RECIPES = ("mixed", "staged", "edges")
 SCHEDULES = ("cosine", "constant")
 MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
 TASK_MODES = ("in_weights", "in_context")
@@ -53,7 +53,7 @@ def build_model(model_cfg, vocab_size: int, max_len: int):
             vocab_size=vocab_size, max_len=max_len, width=model_cfg.width, layers=model_cfg.layers,
             d_state=model_cfg.d_state, d_conv=model_cfg.d_conv, expand=model_cfg.expand,
             tied=model_cfg.tied, layernorm=model_cfg.layernorm, residual=model_cfg.residual,
-            freeze_embeddings=model_cfg.freeze_embeddings,
+            freeze_embeddings=model_cfg.freeze_embeddings, embed_std=1.0,  # scaled by init_scale later
         )
     raise ConfigError("model.family", model_cfg.family, f"one of {', '.join(MODEL_FAMILIES)}")
 
@@ -194,7 +194,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     recipe, steps, batch = cfg.train.recipe, cfg.train.steps, cfg.train.batch_size
     stage1 = cfg.train.stage1_steps if recipe == "staged" else 0
     emb_paths = table_paths(cfg.model)
-    frozen_key = emb_paths["embedding"][-1] if cfg.model.freeze_embeddings else None
+    frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None  # top-level params key
     node_chunk, row_chunk = cfg.eval.node_chunk, cfg.eval.row_chunk
 
     def apply(params, tokens, hp=None, key=None):
@@ -224,13 +224,15 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     def batch_at(key, step, data):
         if recipe == "mixed":
             return sample(key, "train", "train_rows", data)
+        if recipe == "edges":  # edge memorization only (the tiny-graph study)
+            return sample(key, "edge", "edge_rows", data)
         edge_b = sample(key, "edge", "edge_rows", data)
         path_b = sample(key, "train_path", "train_path_rows", data)
         in_stage2 = step >= stage1
         return tuple(jnp.where(in_stage2, p, e) for e, p in zip(edge_b, path_b))
 
     def lr_of(step, hp):
-        if recipe == "mixed":
+        if recipe != "staged":
             return lr_at(step, hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
         lr1 = lr_at(step, cfg.train.stage1_lr, stage1, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
         lr2 = lr_at(step - stage1, hp["lr"], steps - stage1, cfg.opt.warmup_steps, cfg.opt.schedule,
@@ -253,7 +255,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         opt = adamw(cfg.opt, lr_of(step, hp), hp["weight_decay"])
         updates, opt_state = opt.update(grads, opt_state, state["params"])
         if frozen_key is not None:
-            updates = {**updates, frozen_key: jnp.zeros_like(updates[frozen_key])}
+            updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
         params = optax.apply_updates(state["params"], updates)
         ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
         keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)

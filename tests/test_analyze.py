@@ -175,3 +175,22 @@ def test_export_embeddings(tmp_path):
     np.testing.assert_allclose(emb2, tree["params"]["V"][2, :6].astype(np.float32))
     with pytest.raises(CheckpointError, match="not empty"):
         analyze.export_embeddings(run, 4, out, ckpt=ckpt)
+
+
+def test_reads_a_real_orbax_checkpoint(tmp_path):
+    """Integration with the lead's checkpoint module (the default reader)."""
+    pytest.importorskip("orbax.checkpoint")
+    from geomem_jax import checkpoint
+
+    tree = make_run(tmp_path)
+    state = {"params": {"V": tree["params"]["V"].astype(np.float32)}, "step": np.zeros(3, np.int32)}
+    with checkpoint.Checkpointer(tmp_path) as ckptr:
+        ckptr.save(7, state, {"note": "test"})
+    result = analyze.analyze_run(tmp_path, make_plots=False)
+    star = graphs.make_graph(STAR_SPEC)
+    E0 = tree["params"]["V"][0, : star.num_nodes].astype(np.float32)
+    assert result["step"] == 7
+    assert result["experiments"][0]["scalars"]["geometry/level"] == pytest.approx(
+        geometry.geometric_level(E0, star.directed_edges("both")), rel=1e-5)
+    with pytest.raises(CheckpointError, match=r"available steps: \[7\]"):
+        analyze.analyze_run(tmp_path, step=3, make_plots=False)

@@ -156,3 +156,28 @@ def test_bilinear_scores_rows():
     rows = np.array([4, 1])
     np.testing.assert_allclose(geometry.bilinear_scores(E)(rows), (E @ E.T)[rows])
     np.testing.assert_allclose(geometry.bilinear_scores(E, W, U)(rows), (E @ W @ U.T)[rows])
+
+
+def test_hops_within_matches_shortest_path_capped():
+    from scipy.sparse import csgraph
+
+    rng = np.random.default_rng(9)
+    pairs = rng.integers(0, 40, size=(50, 2))
+    adj = sp.coo_matrix((np.ones(50), tuple(pairs.T)), shape=(40, 40)).tocsr()  # directed input, isolated nodes
+    sources = np.array([0, 7, 39])
+    full = csgraph.shortest_path(adj, unweighted=True, directed=False, indices=sources)
+    expected = np.where(full <= 3, full, -1)
+    np.testing.assert_array_equal(geometry.hops_within(adj, sources, 3), expected)
+
+
+def test_star_arms_are_consecutive_and_follow_the_paths():
+    from geomem_jax.analysis.plots import graph_order, star_arms
+
+    graph = graphs.path_star(5, 4, seed=3)
+    arms = star_arms(graph.adjacency(), graph.root)
+    assert arms[graph.root] == -1 and sorted(set(arms[arms >= 0])) == [0, 1, 2, 3, 4]
+    for path in graph.all_paths():
+        assert len(set(arms[path[1:]])) == 1  # one arm per root→leaf path
+    order = graph_order("path_star", graph)
+    assert order[0] == graph.root and sorted(order) == list(range(graph.num_nodes))
+    assert np.all(np.diff(arms[order]) >= 0)  # arm blocks are contiguous

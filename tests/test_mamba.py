@@ -115,7 +115,7 @@ def test_padded_vocabulary_gives_identical_rows_and_logits(base, tokens_BxT):
     padded_table = padded_params["params"]["embed"]["embedding"]
     assert table.shape == (V, W) and padded_table.shape == (V + 5, W)
     np.testing.assert_array_equal(padded_table[:V], table)
-    assert 0.01 < float(jnp.std(padded_table)) < 0.03  # scaled 0.02 init
+    assert 0.01 < float(jnp.std(padded_table)) < 0.03  # default embed_std 0.02
     np.testing.assert_allclose(padded_logits[..., :V], apply(params, tokens_BxT), rtol=1e-5, atol=1e-6)
 
 
@@ -140,6 +140,14 @@ def test_untied_logits_use_separate_rowwise_table(tokens_BxT):
     _check_logits_against_table(logits, variables, "unembed")
     out_table, in_table = variables["params"]["unembed"]["embedding"], variables["params"]["embed"]["embedding"]
     assert out_table.shape == (V, W) and np.abs(out_table - in_table).max() > 1e-3
+
+
+def test_embed_std_scales_rowwise_tables(base, tokens_BxT):
+    _, params, _, _ = base
+    unit = tiny(embed_std=1.0, layers=0)  # the table's rng depends on its path only, not on the blocks
+    unit_table = jax.jit(lambda k: unit.init(k, tokens_BxT)["params"]["embed"]["embedding"])(jax.random.key(0))
+    assert 0.8 < float(jnp.std(unit_table)) < 1.2
+    np.testing.assert_allclose(unit_table * 0.02, params["params"]["embed"]["embedding"], rtol=1e-6)
 
 
 def test_init_follows_mamba_conventions(base):

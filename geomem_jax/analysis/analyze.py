@@ -88,6 +88,8 @@ def _node_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int, what: str) -
 
 def sweep_coords(experiment: dict, sweep_keys) -> dict:
     """The experiment's value of each sweep key (looked up in the entry, its hparams, its graph)."""
+    if "coords" in experiment:  # written by the trainer: graph index + hparams
+        return {**experiment["coords"], "seed": experiment.get("seed")} if "seed" in sweep_keys else dict(experiment["coords"])
     coords = {}
     for key in sweep_keys:
         for source in (experiment, experiment.get("hparams", {}), experiment.get("graph_spec", {}), experiment.get("graph", {})):
@@ -176,9 +178,11 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
     prefix = out_dir / f"exp{index}"
     colours_N, colour_label = plots.node_colours(family, graph)
     label = f"experiment {index} ({family}, N={graph.num_nodes})"
+    order_N = plots.graph_order(family, graph)
     paths = [
-        plots.plot_embedding_pca(E_NxD, graph.forward_edges_Ex2, f"{prefix}_pca.png", colours_N, colour_label, f"PCA of node embeddings — {label}"),
-        plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", plots.graph_order(family, graph), f"Cosine vs adjacency — {label}"),
+        plots.plot_embedding_pca(E_NxD, graph.forward_edges_Ex2, f"{prefix}_pca.png", colours_N, colour_label,
+                                 f"PCA of node embeddings — {label}", order_N=order_N),
+        plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", order_N, f"Cosine vs adjacency — {label}"),
         plots.plot_spectrum(arrays["eigvals"], arrays["proj"], f"{prefix}_spectrum.png", f"Spectrum vs projection — {label}"),
         plots.plot_cosine_by_hop(arrays["cos_by_hop"], f"{prefix}_cos_by_hop.png", f"Cosine by hop distance — {label}"),
     ]

@@ -32,6 +32,13 @@ def _save(fig, path) -> pathlib.Path:
     return path
 
 
+def _drawn_nodes(num_nodes, order_N, seed) -> np.ndarray:
+    """Nodes to draw, in drawing order: a prefix of `order_N`, or a fixed-seed sample."""
+    if order_N is not None:
+        return np.asarray(order_N)[:MAX_DRAWN_NODES]
+    return sample_nodes(num_nodes, MAX_DRAWN_NODES, seed)
+
+
 def star_arms(adjacency, root: int) -> np.ndarray:
     """Arm (root subtree) id per node of a star graph; the root gets −1.
 
@@ -43,6 +50,8 @@ def star_arms(adjacency, root: int) -> np.ndarray:
     adj[:, root] = 0
     _, labels_N = csgraph.connected_components(adj.tocsr(), directed=False)
     labels_N = labels_N.astype(np.int64)
+    root_label = labels_N[root]  # the root is left as a component of its own
+    labels_N[labels_N > root_label] -= 1
     labels_N[root] = -1
     return labels_N
 
@@ -61,11 +70,15 @@ def node_colours(family: str, graph) -> tuple[np.ndarray, str]:
     return np.arange(graph.num_nodes, dtype=float), "node id (position)"
 
 
-def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="node id", title="Node embeddings (PCA)", seed=0):
-    """3-D PCA scatter of node embeddings with the graph's edges drawn as segments."""
+def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="node id", title="Node embeddings (PCA)", seed=0, order_N=None):
+    """3-D PCA scatter of node embeddings with the graph's edges drawn as segments.
+
+    Large graphs: the first 500 nodes of `order_N` (e.g. `graph_order`: root and whole
+    arms) are drawn and fit the PCA, else a fixed-seed random sample of 500 nodes.
+    """
     E_NxD = np.asarray(E_NxD, dtype=np.float64)
     num_nodes = E_NxD.shape[0]
-    drawn_M = sample_nodes(num_nodes, MAX_DRAWN_NODES, seed)
+    drawn_M = _drawn_nodes(num_nodes, order_N, seed)
     centred_NxD = E_NxD - E_NxD.mean(axis=0)
     _, sing_R, vt_RxD = np.linalg.svd(centred_NxD[drawn_M], full_matrices=False)
     num_comp = min(3, vt_RxD.shape[0])
@@ -93,13 +106,13 @@ def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="nod
 
 
 def plot_cosine_heatmap(E_NxD, adjacency, path, order_N=None, title="Cosine similarity vs adjacency", seed=0):
-    """Node×node cosine-similarity heatmap beside the adjacency matrix, both in `order_N`."""
+    """Node×node cosine-similarity heatmap beside the adjacency matrix, both in `order_N`.
+
+    Large graphs: the first 500 nodes of `order_N` (contiguous blocks such as whole arms),
+    or a fixed-seed random sample in id order when no order is given.
+    """
     num_nodes = np.asarray(E_NxD).shape[0]
-    drawn_M = sample_nodes(num_nodes, MAX_DRAWN_NODES, seed)
-    if order_N is not None:
-        order_N = np.asarray(order_N)
-        keep = np.isin(order_N, drawn_M)
-        drawn_M = order_N[keep]
+    drawn_M = _drawn_nodes(num_nodes, order_N, seed)
     unit_MxD = unit_rows(np.asarray(E_NxD, dtype=np.float64)[drawn_M])
     cos_MxM = unit_MxD @ unit_MxD.T
     adj_MxM = sp.csr_matrix(adjacency)[drawn_M][:, drawn_M].toarray()

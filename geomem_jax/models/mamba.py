@@ -30,9 +30,9 @@ _LINEAR_INIT = nn.initializers.normal(stddev=0.02)
 _DT_MIN, _DT_MAX = 1e-3, 1e-1
 
 
-def _table_init(key, shape, dtype=jnp.float32):
-    """N(0, 0.02²) table whose rows do not depend on the vocabulary size."""
-    return 0.02 * rowwise_normal(key, shape, dtype)
+def _table_init(std: float):
+    """N(0, std²) table init whose rows do not depend on the vocabulary size."""
+    return lambda key, shape, dtype=jnp.float32: std * rowwise_normal(key, shape, dtype)
 
 
 def _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN):
@@ -150,10 +150,11 @@ class _TokenTable(nn.Module):
 
     vocab_size: int
     width: int
+    std: float
 
     @nn.compact
     def __call__(self):
-        return self.param("embedding", _table_init, (self.vocab_size, self.width))
+        return self.param("embedding", _table_init(self.std), (self.vocab_size, self.width))
 
 
 def _check_positive(field, value, minimum, allowed):
@@ -166,7 +167,8 @@ class Mamba(nn.Module):
 
     dt_rank defaults to ceil(width / 16). `tied` reuses the token table as the output
     layer; `freeze_embeddings` stops gradients into the token table (the associative
-    control); `residual=False` replaces h with the block output instead of adding it.
+    control); `embed_std` is the std of the token (and untied output) table rows
+    (the trainer's `_scale_tables` assumes 1.0); `residual=False` replaces h with the block output instead of adding it.
     Dropout (rate may be traced) acts on the embeddings and on every block output.
     """
 
@@ -182,6 +184,7 @@ class Mamba(nn.Module):
     layernorm: bool = True
     residual: bool = True
     freeze_embeddings: bool = False
+    embed_std: float = 0.02  # 1.0 gives N(0, 1) rows for a trainer that rescales tables itself
 
     def __post_init__(self):
         # Validate at construction so a bad config fails before any tracing.
@@ -210,7 +213,7 @@ class Mamba(nn.Module):
             x, dropout_rate, None if deterministic else self.make_rng("dropout"), deterministic
         )
 
-        table_VxW = _TokenTable(self.vocab_size, self.width, name="embed")()
+        table_VxW = _TokenTable(self.vocab_size, self.width, self.embed_std, name="embed")()
         if self.freeze_embeddings:
             table_VxW = jax.lax.stop_gradient(table_VxW)
         h_BxTxW = drop(jnp.take(table_VxW, tokens_BxT, axis=0))
@@ -224,5 +227,5 @@ class Mamba(nn.Module):
             h_BxTxW = h_BxTxW + out_BxTxW if self.residual else out_BxTxW
 
         h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
-        out_table_VxW = table_VxW if self.tied else _TokenTable(self.vocab_size, self.width, name="unembed")()
+        out_table_VxW = table_VxW if self.tied else _TokenTable(self.vocab_size, self.width, self.embed_std, name="unembed")()
         return h_BxTxW @ out_table_VxW.T

@@ -1,0 +1,88 @@
+"""Training throughput and model FLOP utilisation: 1 vs 16 vmapped experiments, vmapped vs sequential.
+
+    python bench/bench_train.py            # writes bench/results/train.{json,md}
+
+The Transformer of configs/pathstar.py:cpu (2 layers x 128, 4 heads, G(100, 5), full path)
+and a width-256 variant, batch 1024. MFU = achieved model FLOP/s over an f32 matmul
+peak measured in the same run (so machine load hits both alike).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from common import matmul_peak_flops, timeit, write  # noqa: E402
+
+from geomem_jax import config, loop, sweep  # noqa: E402
+
+STEPS = 20
+
+
+def model_flops_per_step(cfg, dims) -> float:
+    """Analytic train FLOPs (3x forward) of one step of one experiment."""
+    d, layers, t, v, b = cfg.model.width, cfg.model.layers, dims.seq_len, dims.vocab_size, cfg.train.batch_size
+    per_token = layers * (2 * 12 * d * d + 2 * 2 * t * d) + 2 * v * d
+    return 3.0 * per_token * t * b
+
+
+def setup(width: int, seeds: int):
+    cfg = config.load_config("configs/pathstar.py:cpu")
+    config.apply_override(cfg, "model.width", str(width))
+    config.apply_override(cfg, "train.batch_size", "1024")
+    config.apply_override(cfg, "sweep.seeds", str(tuple(range(seeds))))
+    exps, program, data, meta = loop.build(cfg)
+    from geomem_jax import train
+
+    _, dims = train.build_data(cfg, train.build_graphs(cfg), exps)
+    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
+    return cfg, dims, program, state, hp, data
+
+
+def measure(width: int, seeds: int) -> dict:
+    cfg, dims, program, state, hp, data = setup(width, seeds)
+    chunk = loop.jit_chunk(program, STEPS)
+    t0 = time.perf_counter()
+    holder = [chunk(state, hp, data)[0]]
+    jax.block_until_ready(holder[0])
+    compile_s = time.perf_counter() - t0
+
+    def run():
+        holder[0] = chunk(holder[0], hp, data)[0]
+        jax.block_until_ready(holder[0])
+
+    dt = timeit(run, 3) / STEPS
+    flops = model_flops_per_step(cfg, dims) * seeds
+    return {"width": width, "experiments": seeds, "s_per_step": dt, "compile_s": compile_s,
+            "examples_per_s": cfg.train.batch_size * seeds / dt, "model_flops_per_s": flops / dt}
+
+
+def main():
+    peak = matmul_peak_flops()
+    rows = []
+    for width in (128, 256):
+        one = measure(width, 1)
+        many = measure(width, 16)
+        for r in (one, many):
+            r["mfu"] = r["model_flops_per_s"] / peak
+        many["vmap_vs_sequential"] = many["examples_per_s"] / one["examples_per_s"]
+        rows += [one, many]
+    md = [f"f32 matmul peak measured in this run: {peak / 1e9:.1f} GFLOP/s\n",
+          "| width | experiments | s/step | examples/s | model GFLOP/s | MFU | 16 vmapped vs 16 one-after-another |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['vmap_vs_sequential']:.2f}x" if "vmap_vs_sequential" in r else ""
+        md.append(f"| {r['width']} | {r['experiments']} | {r['s_per_step']:.4f} | {r['examples_per_s']:.0f} | "
+                  f"{r['model_flops_per_s'] / 1e9:.1f} | {r['mfu']:.0%} | {ratio} |")
+    write("train", {"matmul_peak_flops": peak, "rows": rows}, "\n".join(md), "python bench/bench_train.py")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

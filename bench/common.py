@@ -1,0 +1,55 @@
+"""Shared bench helpers: machine description, result files, a measured f32 matmul peak."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import time
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import jax
+    import numpy as np
+
+    return {
+        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+        "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def write(name: str, result: dict, markdown: str, command: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"command": command, "machine": machine(), **result}
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    header = (f"# {name}\n\nCommand: `{command}`\n\nMachine: {m['platform']}, {m['cpu_count']} CPUs, "
+              f"jax {m['jax']}, load average {m['loadavg_1m']:.1f} at the start\n\n")
+    (RESULTS / f"{name}.md").write_text(header + markdown + "\n")
+
+
+def timeit(fn, repeats: int = 3) -> float:
+    """Median wall time of fn() (fn must block until its result is ready)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Achieved f32 FLOP/s of an n x n matmul on this machine, measured now."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    dt = timeit(lambda: f(a).block_until_ready(), repeats)
+    return 2 * n**3 / dt

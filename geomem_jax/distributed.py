@@ -1,0 +1,111 @@
+"""The sweep axis on a device mesh, and multi-host start-up. Single device stays the default.
+
+`mesh.devices` = "1" (default), "all", or a number N: the leading sweep axis S of
+every input is padded to a multiple of the device count (by repeating the last
+experiment) and sharded over a 1-D mesh named "sweep"; outputs of padded
+experiments are dropped. Multi-host (TPU pod slices): set GEOMEM_DISTRIBUTED=1 on
+every worker; `jax.distributed.initialize()` finds the coordinator on Cloud TPU,
+elsewhere it needs JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+Each process materialises only the shards its devices hold; only process 0
+writes metrics, the summary and the report; Orbax writes checkpoints collectively.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from geomem_jax.errors import ConfigError, UserError
+
+COORDINATOR_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+_TPU_VARS = ("TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE", "CLOUD_TPU_TASK_ID")
+
+
+def maybe_initialize(environ=os.environ) -> bool:
+    """Starts JAX's distributed runtime when GEOMEM_DISTRIBUTED=1; returns whether it did."""
+    if environ.get("GEOMEM_DISTRIBUTED", "0") in ("", "0", "false"):
+        return False
+    on_tpu = any(v in environ for v in _TPU_VARS)
+    missing = [v for v in COORDINATOR_VARS if v not in environ]
+    if not on_tpu and missing:
+        raise UserError(
+            "GEOMEM_DISTRIBUTED=1 outside a Cloud TPU VM needs the coordinator variables "
+            + ", ".join(COORDINATOR_VARS) + f" (missing: {', '.join(missing)})"
+        )
+    if on_tpu:
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(
+            coordinator_address=environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(environ["JAX_NUM_PROCESSES"]),
+            process_id=int(environ["JAX_PROCESS_ID"]),
+        )
+    return True
+
+
+def num_devices(spec) -> int:
+    """How many devices `mesh.devices` asks for ("all", or a positive whole number)."""
+    available = jax.device_count()
+    text = str(spec).strip().lower()
+    if text == "all":
+        return available
+    try:
+        n = int(text)
+    except ValueError:
+        raise ConfigError("mesh.devices", spec, f"'all' or a whole number in 1..{available}") from None
+    if not 1 <= n <= available:
+        raise ConfigError("mesh.devices", spec, f"'all' or a whole number in 1..{available} (devices present)")
+    return n
+
+
+def sweep_mesh(spec) -> Mesh | None:
+    n = num_devices(spec)
+    if n == 1:
+        return None
+    return Mesh(np.array(jax.devices()[:n]), ("sweep",))
+
+
+def padded_size(num_experiments: int, mesh: Mesh | None) -> int:
+    n = 1 if mesh is None else mesh.size
+    return -(-num_experiments // n) * n
+
+
+def pad_sweep(tree, size: int):
+    """Pads the leading axis of every leaf to `size` by repeating the last experiment."""
+
+    def pad(x):
+        x = np.asarray(x)
+        if x.shape[0] == size:
+            return x
+        return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)])
+
+    return jax.tree_util.tree_map(pad, tree)
+
+
+def place(tree, mesh: Mesh | None):
+    """Device arrays; with a mesh, the leading axis is split over it (each process builds its shards)."""
+    if mesh is None:
+        return jax.tree_util.tree_map(jax.numpy.asarray, tree)
+    sharding = NamedSharding(mesh, PartitionSpec("sweep"))
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+def to_host(tree):
+    """numpy copy of a (possibly multi-host sharded) tree."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def is_writer() -> bool:
+    return jax.process_index() == 0
