@@ -5,6 +5,7 @@
     geomem analyze  --workdir=DIR [--step=N]
     geomem export-graph      --config=FILE[:PRESET] [--config.graph.*=...] --out=DIR
     geomem export-embeddings --workdir=DIR [--step=N] --out=DIR
+    geomem zoo      --workdir=DIR [--seeds=N] [--only=PRESET,...] [--self-edges]
 
 User errors print one line `geomem: error: ...` and exit 2; nothing is overwritten.
 """
@@ -17,28 +18,31 @@ import sys
 from geomem_jax.errors import UserError
 
 DEFAULT_CONFIG = "configs/quickstart.py"
-COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings")
+COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings", "zoo")
 FLAGS = {
     "run": {"config", "workdir", "resume", "no-progress", "no-analyze"},
     "train": {"config", "workdir", "resume", "no-progress"},
     "analyze": {"workdir", "step", "no-plots"},
     "export-graph": {"config", "out", "prefix"},
     "export-embeddings": {"workdir", "step", "out"},
+    "zoo": {"workdir", "seeds", "only", "self-edges", "no-progress"},
 }
-BOOLEAN_FLAGS = {"resume", "no-progress", "no-analyze", "no-plots"}
+BOOLEAN_FLAGS = {"resume", "no-progress", "no-analyze", "no-plots", "self-edges"}
 
 
 def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
     """-> (command, flags, config overrides as (dotted key, text))."""
     if not argv or argv[0] in ("-h", "--help", "help"):
-        raise SystemExit(__doc__)
+        print(__doc__)
+        raise SystemExit(0)
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         raise UserError(f"unknown command {command!r}: expected one of {', '.join(COMMANDS)}")
     flags, overrides = {}, []
     for arg in rest:
         if arg in ("-h", "--help"):
-            raise SystemExit(__doc__)
+            print(__doc__)
+            raise SystemExit(0)
         if not arg.startswith("--"):
             raise UserError(f"unexpected argument {arg!r}: flags look like --name=value")
         name, eq, value = arg[2:].partition("=")
@@ -77,13 +81,17 @@ def _required(flags: dict, name: str, command: str) -> str:
     return flags[name]
 
 
-def _step(flags):
-    if "step" not in flags:
-        return None
+def _int_flag(flags, name: str, default=None):
+    if name not in flags:
+        return default
     try:
-        return int(flags["step"])
+        return int(flags[name])
     except ValueError:
-        raise UserError(f"--step={flags['step']!r}: expected a whole number") from None
+        raise UserError(f"--{name}={flags[name]!r}: expected a whole number") from None
+
+
+def _step(flags):
+    return _int_flag(flags, "step")
 
 
 def cmd_train(flags, overrides, command="train"):
@@ -143,6 +151,18 @@ TABLE_COLUMNS = (
 )
 
 
+def cmd_zoo(flags, overrides):
+    from geomem_jax import zoo
+
+    workdir = _required(flags, "workdir", "zoo")
+    only = [p for p in flags.get("only", "").split(",") if p] or None
+    path = zoo.run_zoo(workdir, seeds=_int_flag(flags, "seeds", 8), presets=only,
+                       self_edges=flags.get("self-edges", False), progress=not flags.get("no-progress"),
+                       stream=sys.stderr)
+    print(path.read_text())
+    print(f"zoo report: {path}")
+
+
 def results_table(summary: dict) -> str:
     """Held-out accuracy per experiment, then mean ± 95% CI per sweep point."""
     present = {k for e in summary["experiments"] for k in e["final"]}
@@ -170,7 +190,7 @@ def _fmt(v):
 
 HANDLERS = {
     "run": cmd_run, "train": cmd_train, "analyze": cmd_analyze,
-    "export-graph": cmd_export_graph, "export-embeddings": cmd_export_embeddings,
+    "export-graph": cmd_export_graph, "export-embeddings": cmd_export_embeddings, "zoo": cmd_zoo,
 }
 
 

@@ -307,12 +307,16 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         n_rows = jnp.maximum(jnp.sum(row_mask), 1)
         mean_rows = lambda x: jnp.sum(jnp.where(row_mask, x, 0.0)) / n_rows
         first = jnp.take_along_axis(gen == data["test_targets"], data["first_index"][None, None], axis=1)[:, 0]
-        per_pos = jnp.sum((gen == data["test_targets"]) & row_mask[:, None], axis=0) / n_rows
+        scored = tmask & row_mask[:, None]
+        count_L = jnp.sum(scored, axis=0)  # 0 past this graph's path length: reported as None
+        per_pos = jnp.where(count_L > 0, jnp.sum((gen == data["test_targets"]) & scored, axis=0) / jnp.maximum(count_L, 1), jnp.nan)
         prev = _previous_tokens(gen, data)
+        # a special token has no parent (a plain take would clip it onto a real node)
+        parent_of = lambda x: jnp.where((x >= 0) & (x < data["num_nodes"]), jnp.take(data["parent"], x, mode="clip"), -2)
         if spec.reverse_path:
-            child_ok = jnp.take(data["parent"], prev, mode="clip") == gen
+            child_ok = parent_of(prev) == gen
         else:
-            child_ok = jnp.take(data["parent"], gen, mode="clip") == prev
+            child_ok = parent_of(gen) == prev
         child_mask = tmask & row_mask[:, None] & _has_previous(dims.target_len)
         child = jnp.sum(child_ok & child_mask) / jnp.maximum(jnp.sum(child_mask), 1)
         forced = _forced_metrics(params, data)
@@ -361,19 +365,15 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         """Top-k recall@degree: share of u's true successors among its top-k_u next tokens."""
         degree_N = data["out_degree"]
 
-        def thresholds(prefix_CxP, k_C):
-            logits = last_logits(params, prefix_CxP, data["vocab_mask"])
-            ranked = -jnp.sort(-logits, axis=-1)
-            return jnp.take_along_axis(ranked, jnp.maximum(k_C - 1, 0)[:, None], axis=1)[:, 0]
-
-        thr_N = _map_rows(thresholds, (data["edge_prefix"], degree_N), node_chunk)
-
-        def pair_logits(src_C, dst_C):
+        def pair_hits(src_C, dst_C):
+            # rank of the true successor within u's own logits row: one forward pass decides
+            # each hit, so a successor ranked exactly k-th is never lost to float noise.
             logits = last_logits(params, jnp.take(data["edge_prefix"], src_C, axis=0), data["vocab_mask"])
-            return jnp.take_along_axis(logits, dst_C[:, None], axis=1)[:, 0]
+            own = jnp.take_along_axis(logits, dst_C[:, None], axis=1)
+            return jnp.sum(logits > own, axis=1) < jnp.take(degree_N, src_C)
 
         src, dst, pmask = data["recall_src"], data["recall_dst"], data["recall_mask"]
-        hit_K = (_map_rows(pair_logits, (src, dst), node_chunk) >= thr_N[src]) & pmask
+        hit_K = _map_rows(pair_hits, (src, dst), node_chunk) & pmask
         hits_N = jax.ops.segment_sum(hit_K.astype(jnp.float32), src, num_segments=dims.num_nodes)
         has = (degree_N > 0) & data["node_mask"]
         recall = jnp.sum(jnp.where(has, hits_N / jnp.maximum(degree_N, 1), 0.0)) / jnp.maximum(jnp.sum(has), 1)

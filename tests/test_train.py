@@ -23,7 +23,7 @@ CONTINUOUS = ("train/loss", "test/forced_loss")
 # train._edge_recall compares a pair logit and the k-th largest logit taken from two different
 # forward passes (different batch shapes), so a successor ranked exactly k-th can miss its own
 # threshold by 1 ulp and is then not counted. Reported to the lead; set False once fixed.
-KNOWN_BUG_EDGE_RECALL_ULP = True
+KNOWN_BUG_EDGE_RECALL_ULP = False
 RECALL = "edge/recall_at_degree"
 
 
@@ -208,11 +208,11 @@ def test_summary_structure_and_seed_aggregate(run_a):
         assert {"index", "seed", "graph", "hparams", "coords", "step", "diverged", "diverged_at_step",
                 "final", "best"} <= set(e)
         assert e["diverged"] is False and e["diverged_at_step"] is None
-        last = dict(records[-1]["experiments"][e["index"]])
+        last = metrics.flatten_vectors(records[-1]["experiments"][e["index"]])
         last.pop("index"), last.pop("diverged_at")
         assert e["final"] == last
         for name, best in e["best"].items():
-            series = [r["experiments"][e["index"]][name] for r in records]
+            series = [metrics.flatten_vectors(r["experiments"][e["index"]])[name] for r in records]
             assert best == (min(series) if "loss" in name else max(series))
         assert e["hparams"] == {"lr": 3e-3, "weight_decay": 0.01, "init_scale": 0.02, "dropout": 0.0}
         assert e["graph"]["num_nodes"] == 16

@@ -1,0 +1,207 @@
+"""Optional TensorBoard and Weights & Biases writers, fed from the metrics.jsonl records.
+
+Both are off by default (`logging.tensorboard`, `logging.wandb`) and need an extra:
+`pip install 'geomem_jax[tensorboard]'` (tensorboardX) or `'geomem_jax[wandb]'`.
+Each sweep point (experiment) is its own run, named `exp<index>`:
+
+    TensorBoard: event files under <workdir>/tb/exp<index>/
+    W&B:         one run per experiment in project `logging.wandb_project`, offline
+                 (files under <workdir>/wandb/, `wandb sync` uploads them) unless
+                 `logging.wandb_mode=online`; config = hparams + coords + seed.
+
+A record is exactly one line of metrics.jsonl:
+`{"step", "elapsed_s", "experiments": [{"index", metric: value or list}]}`. Vector
+metrics become one scalar per element (`test/token/0`, `test/token/1`, ...);
+values that metrics.jsonl holds as null (non-finite) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import uuid
+from typing import Protocol
+
+from geomem_jax.errors import ConfigError, UserError
+
+WANDB_MODES = ("offline", "online")
+DEFAULTS = {"tensorboard": False, "wandb": False, "wandb_project": "geomem_jax", "wandb_mode": "offline"}
+WANDB_IDS_FILE = "wandb_runs.json"  # run ids per experiment, so a resumed run logs into the same W&B runs
+
+
+class Writer(Protocol):
+    def write(self, record: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def scalars(entry: dict) -> dict[str, float]:
+    """One experiment's entry of a record -> {tag: float}; lists -> `name/i`, nulls and the index dropped."""
+    out = {}
+    for name, value in entry.items():
+        if name == "index":
+            continue
+        if isinstance(value, list):
+            out.update({f"{name}/{i}": v for i, v in enumerate(value)})
+        else:
+            out[name] = value
+    return {tag: float(v) for tag, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+class TensorBoardWriter:
+    """One SummaryWriter per experiment, at <workdir>/tb/exp<index>/."""
+
+    def __init__(self, summary_writer_cls, workdir, experiments: list[dict], purge_step: int | None = None):
+        root = pathlib.Path(workdir) / "tb"
+        kwargs = {} if purge_step is None else {"purge_step": purge_step}
+        self.runs = {e["index"]: summary_writer_cls(str(root / f"exp{e['index']}"), **kwargs) for e in experiments}
+
+    def write(self, record: dict) -> None:
+        step = int(record["step"])
+        for entry in record["experiments"]:
+            run = self.runs.get(entry["index"])
+            if run is None:
+                continue
+            for tag, value in scalars(entry).items():
+                run.add_scalar(tag, value, step)
+            run.flush()
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            run.close()
+
+
+class WandbWriter:
+    """One W&B run per experiment (reinit="create_new": several runs open in one process)."""
+
+    def __init__(self, wandb, workdir, experiments: list[dict], project: str, mode: str, resume: bool = False):
+        workdir = pathlib.Path(workdir)
+        ids = _wandb_ids(workdir, experiments)
+        self.runs = {}
+        for e in experiments:
+            i = e["index"]
+            self.runs[i] = wandb.init(
+                project=project, name=f"exp{i}", group=workdir.name, id=ids[str(i)], mode=mode, dir=str(workdir),
+                config=experiment_config(e), reinit="create_new", **({"resume": "allow"} if resume else {}),
+            )
+
+    def write(self, record: dict) -> None:
+        step = int(record["step"])
+        for entry in record["experiments"]:
+            run = self.runs.get(entry["index"])
+            if run is not None:
+                run.log(scalars(entry), step=step)
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            run.finish()
+
+
+def experiment_config(exp: dict) -> dict:
+    """W&B config of one experiment (a meta.json entry): its hparams, sweep coordinates and seed."""
+    return {**exp.get("hparams", {}), **exp.get("coords", {}), "seed": exp["seed"], "index": exp["index"]}
+
+
+def _wandb_ids(workdir: pathlib.Path, experiments: list[dict]) -> dict[str, str]:
+    """Run ids per experiment index, created once per run directory and reused on resume."""
+    path = workdir / WANDB_IDS_FILE
+    ids = json.loads(path.read_text()) if path.is_file() else {}
+    token = uuid.uuid4().hex[:8]
+    missing = {str(e["index"]): f"{token}-exp{e['index']}" for e in experiments if str(e["index"]) not in ids}
+    if missing:
+        ids.update(missing)
+        workdir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ids, indent=1) + "\n")
+    return ids
+
+
+def settings(cfg_logging) -> dict:
+    """The `logging` section with defaults filled in and checked (None / missing keys -> defaults)."""
+    got = dict(DEFAULTS)
+    if cfg_logging is not None:
+        got.update({k: cfg_logging[k] for k in DEFAULTS if k in cfg_logging})
+    for key in ("tensorboard", "wandb"):
+        if not isinstance(got[key], bool):
+            raise ConfigError(f"logging.{key}", got[key], "true or false")
+    if got["wandb_mode"] not in WANDB_MODES:
+        raise ConfigError("logging.wandb_mode", got["wandb_mode"], f"one of {', '.join(WANDB_MODES)}")
+    if not isinstance(got["wandb_project"], str) or not got["wandb_project"]:
+        raise ConfigError("logging.wandb_project", got["wandb_project"], "a non-empty project name")
+    return got
+
+
+def summary_writer_class():
+    """tensorboardX.SummaryWriter, else torch.utils.tensorboard.SummaryWriter, else a UserError."""
+    try:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    except ImportError:
+        pass
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter
+    except ImportError:
+        raise UserError(
+            "logging.tensorboard=true needs tensorboardX (or torch with tensorboard): "
+            "pip install 'geomem_jax[tensorboard]', or set --config.logging.tensorboard=false"
+        ) from None
+
+
+def import_wandb():
+    try:
+        import wandb
+    except ImportError:
+        raise UserError(
+            "logging.wandb=true needs the wandb package: pip install 'geomem_jax[wandb]', "
+            "or set --config.logging.wandb=false"
+        ) from None
+    return wandb
+
+
+def make_writers(cfg_logging, workdir, meta: dict, resume_step: int | None = None) -> list[Writer]:
+    """The writers `cfg.logging` asks for (none by default), one run per experiment of `meta`.
+
+    `resume_step`: the checkpoint step a resumed run continues from; TensorBoard drops
+    events written after it (as metrics.jsonl does) and W&B reopens the same runs.
+    """
+    opts = settings(cfg_logging)
+    experiments = meta["experiments"]
+    writers: list[Writer] = []
+    # Both packages are checked before any run is opened: a missing one fails cleanly.
+    tb_cls = summary_writer_class() if opts["tensorboard"] else None
+    wandb = import_wandb() if opts["wandb"] else None
+    if tb_cls is not None:
+        purge = None if resume_step is None else resume_step + 1
+        writers.append(TensorBoardWriter(tb_cls, workdir, experiments, purge_step=purge))
+    if wandb is not None:
+        try:
+            writers.append(WandbWriter(wandb, workdir, experiments, opts["wandb_project"], opts["wandb_mode"],
+                                       resume=resume_step is not None))
+        except BaseException:
+            for w in writers:
+                w.close()
+            raise
+    return writers
+
+
+def replay(workdir, cfg_logging) -> int:
+    """Writes an existing run's metrics.jsonl to the configured writers; returns the number of records."""
+    from geomem_jax import metrics
+
+    workdir = pathlib.Path(workdir)
+    meta_path = workdir / "meta.json"
+    if not meta_path.is_file():
+        raise UserError(f"--workdir={workdir}: no meta.json (not a geomem run directory)")
+    records = metrics.read_metrics(workdir / "metrics.jsonl")
+    writers = make_writers(cfg_logging, workdir, json.loads(meta_path.read_text()))
+    try:
+        for record in records:
+            for w in writers:
+                w.write(record)
+    finally:
+        for w in writers:
+            w.close()
+    return len(records)
