@@ -63,6 +63,7 @@ def get_config(arg=None):
         c.model.mlp_only, c.model.residual, c.model.layernorm = True, False, False
         c.model.positions, c.model.attention = False, False
         c.model.freeze_embeddings = model != "neural_net"
+        c.task.task_tokens = False  # input is just `u`
     if model == "neural_net" and graph == "cycle":
         c.opt.schedule = "constant"
     if model == "associative_fast" and graph in ("cycle", "irregular"):

@@ -1,7 +1,9 @@
 """The sweep axis: which experiments one compiled program runs, and their stacked inputs.
 
-The sweep is the product graphs x lr x weight_decay x init_scale x dropout x seeds
-(seeds innermost, so the seeds of one sweep point are neighbours). Every array that
+The sweep is graphs x (hyperparameter points) x seeds, seeds innermost so the seeds of
+one sweep point are neighbours. The points are the product of the lr, weight_decay,
+init_scale and dropout axes (`sweep.mode = product`) or their element-wise zip
+(`sweep.mode = zip`, for a list of hand-picked points such as the paper's knobs). Every array that
 crosses vmap has a leading axis S.
 """
 
@@ -76,10 +78,25 @@ def experiments(cfg) -> list[Experiment]:
     }
     _check_ranges(axes)
     num_graphs = len(tuple(cfg.sweep.graphs)) or 1
+    points = _hparam_points(axes, cfg.sweep.mode)
     out = []
-    for graph_index, *hvals, seed in itertools.product(range(num_graphs), *axes.values(), seeds):
+    for graph_index, hvals, seed in itertools.product(range(num_graphs), points, seeds):
         out.append(Experiment(len(out), seed, graph_index, dict(zip(axes, hvals))))
     return out
+
+
+def _hparam_points(axes: dict, mode: str) -> list[tuple]:
+    """product: every combination; zip: the i-th value of every axis together (length-1 axes broadcast)."""
+    if mode == "product":
+        return list(itertools.product(*axes.values()))
+    if mode != "zip":
+        raise ConfigError("sweep.mode", mode, "one of product, zip")
+    lengths = {len(v) for v in axes.values()} - {1}
+    if len(lengths) > 1:
+        sizes = {k: len(v) for k, v in axes.items()}
+        raise ConfigError("sweep.mode", "zip", f"axes of equal length (or length 1) to zip; got {sizes}")
+    n = lengths.pop() if lengths else 1
+    return [tuple(v[i] if len(v) > 1 else v[0] for v in axes.values()) for i in range(n)]
 
 
 def _check_ranges(axes: dict) -> None:

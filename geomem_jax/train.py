@@ -297,6 +297,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         if dims.has_paths:
             metrics.update(_path_metrics(params, data))
         metrics.update(_edge_recall(params, data))
+        metrics["geometry/level"] = _geometric_level(_leaf(params, emb_paths["embedding"]), data)
         return metrics
 
     def _path_metrics(params, data):
@@ -382,17 +383,30 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     return Program(init=init, step=step_fn, evaluate=evaluate)
 
 
+def _leaf(params, path):
+    node = params
+    for part in path[1:]:
+        node = node[part]
+    return node
+
+
+def _geometric_level(table_VxD, data):
+    """Mean cos(E_u, E_v) over the directed training edges (u != v), tracked during training."""
+    u_KxD, v_KxD = table_VxD[data["recall_src"]], table_VxD[data["recall_dst"]]
+    cos_K = jnp.sum(u_KxD * v_KxD, -1) / jnp.maximum(
+        jnp.linalg.norm(u_KxD, axis=-1) * jnp.linalg.norm(v_KxD, axis=-1), 1e-12)
+    mask_K = data["recall_mask"] & (data["recall_src"] != data["recall_dst"])
+    return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
+
+
 def _scale_tables(params, emb_paths, init_scale):
     """Token (and untied output) tables start at N(0, init_scale^2) rows."""
-    params = jax.tree_util.tree_map(lambda x: x, params)  # shallow copy of the dict tree
+    params = jax.tree_util.tree_map(lambda x: x, params)  # a copy of the dict tree
     for key in ("embedding", "output_embedding"):
         path = emb_paths[key]
-        if path is None:
-            continue
-        node = params
-        for part in path[1:-1]:
-            node = node[part]
-        node[path[-1]] = node[path[-1]] * init_scale
+        if path is not None:
+            parent = _leaf(params, path[:-1])
+            parent[path[-1]] = parent[path[-1]] * init_scale
     return params
 
 

@@ -1,0 +1,388 @@
+"""Fault injection for tests/test_faults.py: the tiny run, subprocess launching, watching, comparing.
+
+Run as a script, it is `geomem` with one fault hook installed first:
+
+    python tests/fault_helpers.py HOOK N train --config=... --workdir=...
+
+HOOK is one of HOOKS below; N picks the occurrence (the N-th metrics write, the
+N-th committed checkpoint, ...). Kill hooks send SIGKILL to their own process at
+an exact point that an outside timer can hit only by luck (between Orbax writing
+a step and renaming it, half-way through a metrics line, in the middle of
+deleting an old checkpoint, ...). The numbers are never touched: a run that
+survives a hook computes exactly what an untouched run computes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+
+TOTAL_STEPS = 60
+CKPT_EVERY = 10
+# Sampled batches (the PRNG key must survive a restart), Adam state, 2 seeds, 6 checkpoints of
+# which Orbax keeps 2 (old steps get deleted). The cheapest program of the repo to trace.
+FAULT_ARGS = (
+    "--config=configs/tiny_graphs.py:cycle_neural_net",
+    "--config.model.width=16", f"--config.train.steps={TOTAL_STEPS}",
+    "--config.train.full_batch=false", "--config.train.batch_size=8",
+    "--config.eval.every=10", f"--config.ckpt.every={CKPT_EVERY}", "--config.sweep.seeds=(0,1)",
+    "--no-progress",
+)
+
+
+# ----------------------------------------------------------------------------- launching
+
+
+def subprocess_env() -> dict:
+    """The test process's JAX setup for children: same fake device count, same compile cache.
+
+    With the same device count the compiled programs (and hence the numbers) are the same
+    in and out of process, and the shared persistent cache compiles each program once.
+    """
+    import jax
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(jax.config.jax_num_cpu_devices))
+    cache = jax.config.jax_compilation_cache_dir
+    if cache:
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return env
+
+
+class Child:
+    """A `geomem train` subprocess (optionally with a fault hook); output goes to files."""
+
+    def __init__(self, workdir, *extra, hook: tuple[str, int] | None = None, log_dir=None):
+        self.workdir = pathlib.Path(workdir)
+        log_dir = pathlib.Path(log_dir or self.workdir.parent)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.workdir.name}.{time.monotonic_ns()}"
+        self.out_path, self.err_path = log_dir / f"{stem}.out", log_dir / f"{stem}.err"
+        prefix = [str(HERE / "fault_helpers.py"), hook[0], str(hook[1])] if hook else ["-m", "geomem_jax"]
+        argv = [sys.executable, *prefix, "train", *FAULT_ARGS, f"--workdir={self.workdir}", *extra]
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=subprocess_env(), stdout=out, stderr=err)
+        self.started = time.monotonic()
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float = 240) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def signal(self, signum: int) -> None:
+        if self.running():
+            os.kill(self.proc.pid, signum)
+
+    def kill(self) -> int:
+        self.signal(signal.SIGKILL)
+        return self.wait()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+
+def watch(child: Child, condition, timeout: float = 240, poll_s: float = 0.002) -> bool:
+    """Polls `condition()` until it holds (True) or the child exits first (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if not child.running():
+            return condition()
+        time.sleep(poll_s)
+    raise TimeoutError(f"condition not reached within {timeout} s in {child.workdir}")
+
+
+# ----------------------------------------------------------------------------- run-directory probes
+
+
+def ckpt_entries(workdir) -> list[str]:
+    try:
+        return os.listdir(pathlib.Path(workdir) / "checkpoints")
+    except FileNotFoundError:
+        return []
+
+
+def tmp_dir_of(step: int):
+    """Condition: Orbax's temporary directory of checkpoint `step` exists (the save is under way)."""
+    prefix = f"{step}.orbax-checkpoint-tmp"
+    return lambda workdir: any(name.startswith(prefix) for name in ckpt_entries(workdir))
+
+
+def latest_step_at_least(step: int):
+    """Condition: a committed checkpoint at `step` or later exists."""
+    return lambda workdir: any(name.isdigit() and int(name) >= step for name in ckpt_entries(workdir))
+
+
+def metrics_lines_at_least(n: int):
+    def condition(workdir):
+        path = pathlib.Path(workdir) / "metrics.jsonl"
+        return path.is_file() and path.read_bytes().count(b"\n") >= n
+
+    return condition
+
+
+def file_exists(name: str):
+    return lambda workdir: (pathlib.Path(workdir) / name).exists()
+
+
+def metrics_records(workdir) -> list[dict]:
+    """metrics.jsonl without the wall-clock field (everything else must be reproducible)."""
+    from geomem_jax import metrics
+
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in metrics.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")]
+
+
+def torn_tail(workdir) -> bool:
+    """The metrics file ends in a partial line (a crash in the middle of a write)."""
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    data = path.read_bytes() if path.is_file() else b""
+    return bool(data) and not data.endswith(b"\n")
+
+
+def snapshot_files(root) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes), except the lock file."""
+    root = pathlib.Path(root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+# ----------------------------------------------------------------------------- comparing
+
+
+def leaves_with_paths(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key in sorted(tree):
+            yield from leaves_with_paths(tree[key], f"{prefix}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from leaves_with_paths(value, f"{prefix}/{i}")
+    else:
+        yield prefix, np.asarray(tree)
+
+
+def tree_differences(a, b) -> list[str]:
+    """Paths where two restored states differ (structure, dtype, shape or any bit); [] when identical."""
+    left, right = dict(leaves_with_paths(a)), dict(leaves_with_paths(b))
+    if left.keys() != right.keys():
+        return [f"structure: {sorted(left.keys() ^ right.keys())}"]
+    out = []
+    for path, x in left.items():
+        y = right[path]
+        if x.dtype != y.dtype or x.shape != y.shape:
+            out.append(f"{path}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}")
+        elif x.dtype == object:
+            if x.tolist() != y.tolist():
+                out.append(path)
+        elif x.tobytes() != y.tobytes():  # bitwise, so NaN payloads and -0.0 count too
+            out.append(path)
+    return out
+
+
+def final_result(workdir) -> dict:
+    """What an uninterrupted and a resumed run must share: summary, metric stream, final state."""
+    from geomem_jax import checkpoint
+
+    workdir = pathlib.Path(workdir)
+    return {
+        "summary": json.loads((workdir / "summary.json").read_text()),
+        "metrics": metrics_records(workdir),
+        "state": checkpoint.restore_numpy(workdir, TOTAL_STEPS),
+    }
+
+
+def result_differences(got: dict, want: dict) -> list[str]:
+    diffs = []
+    if got["summary"] != want["summary"]:
+        diffs.append("summary.json")
+    if got["metrics"] != want["metrics"]:
+        diffs.append("metrics.jsonl")
+    diffs += [f"state{p}" for p in tree_differences(got["state"], want["state"])]
+    return diffs
+
+
+# ----------------------------------------------------------------------------- hooks (script mode)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(60)  # SIGKILL is asynchronous for other threads; never run on
+
+
+class _Counter:
+    def __init__(self, target: int):
+        self.target, self.seen = target, 0
+
+    def hit(self) -> bool:
+        self.seen += 1
+        return self.seen == self.target
+
+
+def hook_torn_metrics(n: int) -> None:
+    """SIGKILL half-way through the n-th metrics line (the half line reaches the disk)."""
+    from geomem_jax import metrics
+
+    original, counter = metrics.MetricsWriter.write, _Counter(n)
+
+    def write(self, record):
+        if not counter.hit():
+            return original(self, record)
+        line = json.dumps(record) + "\n"
+        with open(self.path, "a") as f:
+            f.write(line[: len(line) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        _die()
+
+    metrics.MetricsWriter.write = write
+
+
+def hook_after_metrics(n: int) -> None:
+    """SIGKILL right after the n-th metrics line is on disk, before that step's checkpoint."""
+    from geomem_jax import metrics
+
+    original, counter = metrics.MetricsWriter.write, _Counter(n)
+
+    def write(self, record):
+        original(self, record)
+        if counter.hit():
+            _die()
+
+    metrics.MetricsWriter.write = write
+
+
+def _step_finalize_patch(n: int, before_rename: bool) -> None:
+    from orbax.checkpoint._src.path import atomicity
+
+    original, counter = atomicity.AtomicRenameTemporaryPath.finalize, _Counter(n)
+
+    async def finalize(self, *args, **kwargs):
+        is_step = self.get_final().name.isdigit()  # items (state/, extra/) are finalised inside the step
+        if is_step and before_rename and counter.hit():
+            _die()
+        result = await original(self, *args, **kwargs)
+        if is_step and not before_rename and counter.hit():
+            _die()
+        return result
+
+    atomicity.AtomicRenameTemporaryPath.finalize = finalize
+
+
+def hook_before_commit(n: int) -> None:
+    """SIGKILL when the n-th checkpoint is fully written into its tmp dir but not yet renamed."""
+    _step_finalize_patch(n, before_rename=True)
+
+
+def hook_after_commit(n: int) -> None:
+    """SIGKILL right after the n-th checkpoint's rename (committed; nothing else done yet)."""
+    _step_finalize_patch(n, before_rename=False)
+
+
+def hook_tmp_created(n: int) -> None:
+    """SIGKILL right after the n-th checkpoint's tmp dir is created (before any array is written)."""
+    from orbax.checkpoint._src.path import atomicity
+
+    original, counter = atomicity.AtomicRenameTemporaryPath.create, _Counter(n)
+
+    async def create(self, *args, **kwargs):
+        path = await original(self, *args, **kwargs)
+        if self.get_final().name.isdigit() and counter.hit():
+            _die()
+        return path
+
+    atomicity.AtomicRenameTemporaryPath.create = create
+
+
+def hook_mid_delete(n: int) -> None:
+    """SIGKILL half-way through deleting the n-th old checkpoint (max_to_keep), like a killed rmtree."""
+    from orbax.checkpoint._src.path import deleter
+
+    original, counter = deleter.PathDeleter.delete, _Counter(n)
+
+    def delete(self, path, *args, **kwargs):
+        if not counter.hit():
+            return original(self, path, *args, **kwargs)
+        files = sorted(p for p in pathlib.Path(str(path)).rglob("*") if p.is_file())
+        for p in files[: len(files) // 2]:
+            p.unlink()
+        _die()
+
+    deleter.PathDeleter.delete = delete
+
+
+def hook_in_summary(n: int) -> None:
+    """SIGKILL while summary.json is being written (all checkpoints and metrics are done)."""
+    from geomem_jax import checkpoint
+
+    original = checkpoint.write_json_atomic
+
+    def write_json_atomic(path, obj):
+        if pathlib.Path(path).name == "summary.json":
+            pathlib.Path(path).with_name(".summary.json.partial").write_text(json.dumps(obj)[:100])
+            _die()
+        return original(path, obj)
+
+    checkpoint.write_json_atomic = write_json_atomic
+    from geomem_jax import metrics
+
+    metrics.write_json_atomic = write_json_atomic  # imported by name there
+
+
+def hook_in_truncate(n: int) -> None:
+    """SIGKILL in a resume after the truncated metrics copy is written, before it replaces the file."""
+    from geomem_jax import metrics
+
+    def truncate_after(self, step):
+        kept = [r for r in metrics.read_metrics(self.path) if r["step"] <= step]
+        self.path.with_suffix(".tmp").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        _die()
+
+    metrics.MetricsWriter.truncate_after = truncate_after
+
+
+def hook_slow_metrics(n: int) -> None:
+    """Sleep n/10 s after every metrics line: a long-running process without changing its numbers."""
+    from geomem_jax import metrics
+
+    original = metrics.MetricsWriter.write
+
+    def write(self, record):
+        original(self, record)
+        time.sleep(n / 10)
+
+    metrics.MetricsWriter.write = write
+
+
+HOOKS = {
+    "torn_metrics": hook_torn_metrics, "after_metrics": hook_after_metrics,
+    "before_commit": hook_before_commit, "after_commit": hook_after_commit,
+    "tmp_created": hook_tmp_created, "mid_delete": hook_mid_delete, "in_summary": hook_in_summary,
+    "in_truncate": hook_in_truncate, "slow_metrics": hook_slow_metrics,
+}
+
+
+def main(argv: list[str]) -> int:
+    name, n, *cli_args = argv
+    HOOKS[name](int(n))
+    from geomem_jax import cli
+
+    return cli.main(cli_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
