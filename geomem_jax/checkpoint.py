@@ -8,13 +8,13 @@ step or a tmp directory that readers ignore (and report).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 
 import numpy as np
 
 from geomem_jax.errors import CheckpointError
+from geomem_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported for callers)
 
 CKPT_DIR = "checkpoints"
 _TMP_RE = re.compile(r"^(\d+)\.orbax-checkpoint-tmp")
@@ -166,19 +166,3 @@ def load_meta(workdir) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{workdir}: not a geomem run directory (no meta.json)")
     return json.loads(path.read_text())
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import sys
 import time
 
 import numpy as np
 
-from geomem_jax.checkpoint import write_json_atomic
+from geomem_jax.jsonio import mean_ci, write_json_atomic
 
 LOWER_IS_BETTER = ("loss",)
 
@@ -60,8 +61,6 @@ class MetricsWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
-            import os
-
             os.fsync(f.fileno())
 
 
@@ -78,22 +77,6 @@ def read_metrics(path) -> list[dict]:
             except json.JSONDecodeError:
                 break  # a torn last line from a crash: everything before it is whole
     return out
-
-
-def mean_ci(values) -> dict:
-    """mean, std (ddof=1), 95% CI half-width (Student t, n-1 dof), n; over finite values."""
-    vals = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
-    n = len(vals)
-    if n == 0:
-        return {"mean": None, "std": None, "ci95": None, "n": 0}
-    std = float(vals.std(ddof=1)) if n > 1 else 0.0
-    if n > 1:
-        from scipy import stats
-
-        ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
-    else:
-        ci = 0.0
-    return {"mean": float(vals.mean()), "std": std, "ci95": ci, "n": n}
 
 
 def aggregate(experiments: list[dict], coord_key=lambda e: e["coords"]) -> list[dict]:

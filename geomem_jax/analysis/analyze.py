@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from geomem_jax import graphs
+from geomem_jax.metrics import read_metrics
 from geomem_jax.analysis import geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
 
@@ -148,18 +149,7 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
 
 
 def _read_metrics(workdir) -> list[dict]:
-    path = pathlib.Path(workdir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash; the rest is still usable
-    return records
+    return read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
 
 
 def _experiment_curve(records: list[dict], index: int) -> list[dict]:

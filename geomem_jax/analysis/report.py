@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 
 import numpy as np
-from scipy import stats
+
+from geomem_jax.jsonio import mean_ci, write_json_atomic  # noqa: F401  (write_json_atomic re-exported)
 
 
-def summarise(values) -> dict:
-    """mean, std (ddof=1; 0 when n = 1), ci95 and n of finite values.
-
-    ci95 is the half-width of the two-sided 95% Student-t interval of the mean,
-    t.ppf(0.975, n−1)·std/√n (0 when n = 1); nan-valued entries are dropped first.
-    """
-    finite = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
-    n = int(finite.size)
-    if n == 0:
-        return {"mean": float("nan"), "std": float("nan"), "ci95": float("nan"), "n": 0}
-    std = float(np.std(finite, ddof=1)) if n > 1 else 0.0
-    ci95 = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": float(finite.mean()), "std": std, "ci95": ci95, "n": n}
+summarise = mean_ci  # one definition of the seed statistics for the whole package
 
 
 def aggregate_over_seeds(rows: list[dict], coord_key: str = "coords", scalar_key: str = "scalars") -> list[dict]:
@@ -45,22 +33,6 @@ def aggregate_over_seeds(rows: list[dict], coord_key: str = "coords", scalar_key
         metrics = {name: summarise([scalars.get(name) for scalars in group["rows"]]) for name in names}
         out.append({"coords": group["coords"], "n": len(group["rows"]), "metrics": metrics})
     return out
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write JSON via a temporary file in the same directory and os.replace it into place."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _fmt(value) -> str:
