@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
+import math
 import pathlib
 import signal
 import threading
@@ -178,8 +178,9 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
                 writer.truncate_after(step)
         bar = metrics.Progress(total, step, stream) if progress and writer else None
         t0 = time.perf_counter()
+        chunk_len = _chunk_length(every, ckpt_every)
         while step < total:
-            n = min(every - step % every, total - step)
+            n = min(chunk_len - step % chunk_len, total - step)
             if n not in chunk_fns:
                 chunk_fns[n] = jit_chunk(program, n)
             state, step_metrics = chunk_fns[n](state, hp, data)
@@ -205,6 +206,15 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
     if writer:
         metrics.write_summary(workdir, summary)
     return summary
+
+
+MAX_CHUNK = 100  # steps between host round-trips: a SIGTERM is answered within one chunk
+
+
+def _chunk_length(every: int, ckpt_every: int) -> int:
+    """The largest divisor of gcd(eval.every, ckpt.every) not above MAX_CHUNK (one compile)."""
+    g = math.gcd(every, ckpt_every)
+    return max(d for d in range(1, min(g, MAX_CHUNK) + 1) if g % d == 0)
 
 
 def _abstract_like(shapes, like):

@@ -1,0 +1,236 @@
+"""`geomem reproduce`: verdict rules on hand-made numbers, and one tiny end-to-end run (resumable, skip on rerun)."""
+
+import dataclasses
+import json
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from geomem_jax import reproduce as R
+from geomem_jax.errors import ConfigError, UserError
+
+
+def S(mean, ci=0.0, n=4):
+    return {"mean": mean, "ci95": ci, "n": n}
+
+
+# --------------------------------------------------------------------------- verdict rules
+
+def test_stat_of_is_student_t_interval():
+    vals = [0.2, 0.4, 0.5, 0.9]
+    s = R.stat_of(vals + [None, float("nan")])
+    half = sps.t.ppf(0.975, 3) * np.std(vals, ddof=1) / math.sqrt(4)
+    assert s["n"] == 4 and s["mean"] == pytest.approx(0.5) and s["ci95"] == pytest.approx(half)
+
+
+def test_learned_threshold_is_ten_times_chance_capped_halfway():
+    assert R.learned_threshold(0.01) == pytest.approx(0.1)
+    assert R.learned_threshold(0.05) == pytest.approx(0.5)
+    assert R.learned_threshold(0.5) == pytest.approx(0.75)  # d = 2: 10x chance is impossible
+
+
+@pytest.mark.parametrize("stat, chance, expected", [
+    (S(0.84, 0.05), 0.01, R.PASS),        # quickstart-like: far above 1/100
+    (S(0.011, 0.004), 0.01, R.FAIL),      # at chance
+    (S(0.09, 0.005), 0.01, R.FAIL),       # above chance but below 10x chance
+    (S(0.3, 0.35), 0.01, R.INCONCLUSIVE),  # high mean, CI reaches below chance
+    (S(0.08, 0.05), 0.01, R.INCONCLUSIVE),  # CI straddles the 10x threshold
+    (S(None, None, 0), 0.01, R.INCONCLUSIVE),
+])
+def test_verdict_above_chance(stat, chance, expected):
+    assert R.verdict_above_chance(stat, chance) == expected
+
+
+@pytest.mark.parametrize("stat, expected", [
+    (S(0.5, 0.02), R.PASS),     # in-context exactly at chance 1/2
+    (S(0.53, 0.01), R.PASS),    # within the 0.05 tolerance
+    (S(0.62, 0.20), R.PASS),    # within its own (wide) CI
+    (S(0.95, 0.02), R.FAIL),    # far above chance: learned in context
+    (S(0.1, 0.02), R.INCONCLUSIVE),  # below chance: no valid first step yet
+])
+def test_verdict_at_chance(stat, expected):
+    assert R.verdict_at_chance(stat, 0.5) == expected
+
+
+@pytest.mark.parametrize("frozen, expected", [
+    (S(0.012, 0.01), R.PASS), (S(0.9, 0.02), R.FAIL), (S(0.08, 0.01), R.INCONCLUSIVE),
+])
+def test_verdict_not_learned(frozen, expected):
+    assert R.verdict_not_learned(frozen, 0.01) == expected
+
+
+def test_verdict_greater_uses_tolerance_and_combined_ci():
+    assert R.verdict_greater(S(0.8, 0.03), S(0.3, 0.04)) == R.PASS
+    assert R.verdict_greater(S(0.3, 0.03), S(0.8, 0.04)) == R.FAIL
+    assert R.verdict_greater(S(0.81, 0.0), S(0.80, 0.0)) == R.INCONCLUSIVE  # below DIFF_TOL
+    # difference 0.1 but ci = hypot(0.08, 0.08) = 0.113 > 0.1
+    assert R.verdict_greater(S(0.6, 0.08), S(0.5, 0.08)) == R.INCONCLUSIVE
+
+
+def test_verdict_sign_and_not_below():
+    assert R.verdict_sign(S(4.0, 0.5), True) == R.PASS
+    assert R.verdict_sign(S(-0.2, 0.1), True) == R.FAIL
+    assert R.verdict_sign(S(0.1, 0.3), True) == R.INCONCLUSIVE
+    assert R.verdict_sign(S(-0.75, 0.2), False) == R.PASS
+    assert R.verdict_sign(S(2.0, 0.5), False) == R.FAIL
+    assert R.verdict_sign(S(-0.1, 0.3), False) == R.INCONCLUSIVE
+    assert R.verdict_not_below(S(0.9, 0.02), S(0.95, 0.02)) == R.FAIL
+    assert R.verdict_not_below(S(0.94, 0.02), S(0.95, 0.02)) == R.PASS
+
+
+def test_combine():
+    assert R.combine([R.PASS, R.PASS]) == R.PASS
+    assert R.combine([R.PASS, R.INCONCLUSIVE]) == R.INCONCLUSIVE
+    assert R.combine([R.INCONCLUSIVE, R.FAIL]) == R.FAIL
+    assert R.combine([]) == R.INCONCLUSIVE
+
+
+def test_steps_to_target_and_censoring():
+    curve = [(100, 0.1), (200, None), (300, 0.49), (400, 0.5), (500, 0.9)]
+    assert R.steps_to_target(curve, 0.5) == 400
+    assert R.steps_to_target(curve[:3], 0.5) is None
+    s = R.steps_stat([400, None, 200], total_steps=1000)
+    assert s["censored"] == 1 and s["mean"] == pytest.approx((400 + 1000 + 200) / 3)
+
+
+def _steps(mean, ci=0.0, censored=0, n=4):
+    return {"mean": mean, "ci95": ci, "n": n, "censored": censored}
+
+
+@pytest.mark.parametrize("by_pause, expected", [
+    ({0: _steps(1500, 100), 1: _steps(800, 100), 2: _steps(700, 100)}, R.PASS),
+    ({0: _steps(700, 50), 1: _steps(1500, 100), 2: _steps(1600, 100)}, R.FAIL),
+    ({0: _steps(800, 50), 1: _steps(760, 50)}, R.INCONCLUSIVE),  # within resolution/CI
+    ({0: _steps(1500, 0), 1: _steps(800, 0), 2: _steps(2500, 0)}, R.INCONCLUSIVE),  # mixed
+    ({0: _steps(3000, 0, 4), 1: _steps(3000, 0, 4)}, R.INCONCLUSIVE),  # nobody reached it
+    ({1: _steps(800, 0)}, R.INCONCLUSIVE),  # no p = 0 baseline
+])
+def test_verdict_pauses(by_pause, expected):
+    assert R.verdict_pauses(by_pause, resolution=100) == expected
+
+
+def test_parse_only_and_argument_errors(tmp_path):
+    assert R.parse_only(None) == list(R.CLAIMS)
+    assert R.parse_only("knobs,in_weights") == ["in_weights", "knobs"]  # claim order, not argument order
+    with pytest.raises(ConfigError, match="--only"):
+        R.parse_only("in_weights,nope")
+    with pytest.raises(ConfigError, match="--seeds"):
+        R.run_reproduce(tmp_path, only=["knobs"], seeds=1, quick=True)
+    with pytest.raises(ConfigError, match="--scale"):
+        R.run_reproduce(tmp_path, only=["knobs"], scale="huge")
+    assert not list(tmp_path.iterdir())  # nothing written before the arguments are checked
+
+
+@pytest.mark.parametrize("scale", list(R.SCALES))
+def test_every_scale_builds_valid_configs(scale):
+    """Every run of every scale (incl. the paper's accelerator sizes) loads and passes check_config."""
+    from geomem_jax import train
+
+    sizes = R.SCALES[scale]
+    runs = {s.key: s for specs in R.plan(sizes, sizes.seeds).values() for s in specs}
+    for spec in runs.values():
+        cfg = spec.build()
+        train.check_config(cfg)
+        assert tuple(cfg.sweep.seeds) == tuple(range(sizes.seeds))
+        assert cfg.ckpt.every == 0 or cfg.ckpt.every % cfg.eval.every == 0
+    base = runs["hardest_token/transformer"].build()
+    assert base.task.target == "hardest_token" and base.graph.edges == "both"
+    assert runs["edge_directions/forward"].build().graph.edges == "forward"
+    assert runs["frozen_embeddings/frozen"].build().model.freeze_embeddings is True
+    assert runs["in_weights/mamba"].build().model.family == "mamba"
+    assert runs["in_context/transformer"].build().task.mode == "in_context"
+    if scale == "paper":
+        assert base.graph.degree == 5000 and base.model.layers == 12
+
+
+def test_write_plots_draws_pause_and_edge_figures(tmp_path):
+    curves = {p: {0: [(50, 0.1), (100, 0.6)], 1: [(50, 0.2), (100, 0.7)]} for p in (0, 1, 2)}
+    edges = {"forward": S(0.2, 0.1), "backward": S(0.5, 0.1), "both": S(0.8, 0.05)}
+    out = R.write_plots(tmp_path, {"pause_tokens": (curves, 0.05), "edge_directions": (edges, 0.05)})
+    assert out == {"pause_tokens": "pause_tokens.png", "edge_directions": "edge_directions.png"}
+    for name in out.values():
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- end to end
+
+TINY = dataclasses.replace(
+    R.SCALES["quick"],
+    name="quick",
+    base=("configs/quickstart.py", (
+        ("graph.degree", "4"), ("graph.path_length", "3"), ("model.width", "16"), ("model.heads", "1"),
+        ("train.steps", "20"), ("train.batch_size", "16"), ("opt.warmup_steps", "2"),
+        ("eval.every", "10"), ("ckpt.every", "20"),
+    )),
+    in_context=("configs/quickstart.py", (
+        ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "3"),
+        ("task.target", "full_path"), ("model.width", "16"), ("model.heads", "1"),
+        ("train.steps", "10"), ("train.batch_size", "8"), ("opt.warmup_steps", "2"),
+        ("eval.every", "10"), ("ckpt.every", "10"),
+    )),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_reproduction(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setitem(R.SCALES, "quick", TINY)
+    workdir = tmp_path_factory.mktemp("repro")
+    t0 = time.perf_counter()
+    path = R.run_reproduce(workdir, only=["hardest_token", "in_context"], quick=True, progress=False)
+    first_seconds = time.perf_counter() - t0
+    yield workdir, path, first_seconds
+    mp.undo()
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+
+
+def test_end_to_end_writes_table_with_computed_verdicts(tiny_reproduction):
+    workdir, path, _ = tiny_reproduction
+    assert path == workdir / "REPRODUCTION.md" and path.is_file()
+    text = path.read_text()
+    rows = _table_rows(text)
+    assert [r[0] for r in rows] == ["hardest token alone, in-weights", "in-context path-star at chance"]
+    summary = json.loads((workdir / "hardest_token/transformer/summary.json").read_text())
+    firsts = [e["final"]["test/first_token"] for e in summary["experiments"]]
+    expected = R.verdict_above_chance(R.stat_of(firsts), 1 / 4)
+    for r in rows:
+        assert re.fullmatch(r"(PASS|FAIL|INCONCLUSIVE) \*\(quick\)\*", r[-1])
+    assert rows[0][-1].startswith(expected)  # the table's verdict is the rule applied to the run's numbers
+    assert f"{np.mean(firsts):.3f}" in rows[0][1] and "(n=2)" in rows[0][1]
+    assert rows[0][2].startswith("0.25") and rows[1][2].startswith("0.5")
+    assert "Quick mode: sizes too small to decide" in text
+    assert "hardest_token/transformer/report/report.md" in text  # link to the analysed run
+    assert "CPUs" in text and "Wall time" in text and "geomem reproduce" in text
+    assert (workdir / "in_context/transformer/summary.json").is_file()
+
+
+def test_rerun_skips_finished_runs(tiny_reproduction):
+    workdir, path, _ = tiny_reproduction
+    mtime = (workdir / "hardest_token/transformer/summary.json").stat().st_mtime_ns
+    before = _table_rows(path.read_text())
+    t0 = time.perf_counter()
+    R.run_reproduce(workdir, only=["hardest_token", "in_context"], quick=True, progress=False)
+    assert time.perf_counter() - t0 < 10
+    assert (workdir / "hardest_token/transformer/summary.json").stat().st_mtime_ns == mtime
+    assert _table_rows(path.read_text()) == before
+
+
+def test_run_without_summary_is_resumed_and_other_seeds_refused(tiny_reproduction):
+    workdir, path, _ = tiny_reproduction
+    run_dir = workdir / "hardest_token/transformer"
+    finals = json.loads((run_dir / "summary.json").read_text())["experiments"]
+    (run_dir / "summary.json").unlink()  # as if killed after the last checkpoint
+    R.run_reproduce(workdir, only=["hardest_token"], quick=True, progress=False)
+    again = json.loads((run_dir / "summary.json").read_text())["experiments"]
+    assert [e["final"]["test/first_token"] for e in again] == [e["final"]["test/first_token"] for e in finals]
+    assert all("analysis/step" in e["final"] for e in again)  # analysed again after the resume
+    with pytest.raises(UserError, match="different config"):
+        R.run_reproduce(workdir, only=["hardest_token"], quick=True, seeds=3, progress=False)
