@@ -174,13 +174,16 @@ def results_table(summary: dict) -> str:
         vals = "  ".join(_fmt(e["final"].get(key)) for key, _ in cols)
         flag = "  DIVERGED@%s" % e["diverged_at_step"] if e.get("diverged") else ""
         lines.append(f"{e['index']:>3}  {e['seed']:>4}  {name:<22}  {vals}{flag}")
+    from geomem_jax.metrics import group_parts
+
     for group in summary["aggregate"]:
+        coords, metrics = group_parts(group)
         stats = "  ".join(
             f"{label} {m['mean']:.3f}±{m['ci95']:.3f}"
             for key, label in cols
-            if (m := group["metrics"].get(key)) and m["mean"] is not None
+            if (m := metrics.get(key)) and m["mean"] is not None
         )
-        lines.append(f"mean over {group['n']} seeds at {group['coords']}: {stats}")
+        lines.append(f"mean over {group['n']} seeds at {coords}: {stats}")
     return "\n".join(lines)
 
 

@@ -23,48 +23,12 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from geomem_jax import checkpoint, config as config_lib, distributed, graphs, metrics, sweep, train
+from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train
 from geomem_jax.errors import UserError
 
 
-def build(cfg):
-    """Everything static about a run: experiments, graphs, program, stacked data, meta."""
-    train.check_config(cfg)
-    exps = sweep.experiments(cfg)
-    graph_list = train.build_graphs(cfg)
-    if cfg.model.family == "node2vec":
-        from geomem_jax.models import node2vec
-
-        program, data, paths = node2vec.program_for_config(cfg, graph_list, exps)
-    elif cfg.task.mode == "in_context":
-        dims, num_values = train.in_context_dims(cfg)
-        model = train.build_model(cfg.model, dims.vocab_size, dims.seq_len)
-        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
-        program = train.make_in_context_program(cfg, model, dims, num_values, use_dropout)
-        data, paths = {"dummy": np.zeros((len(exps),), np.float32)}, train.table_paths(cfg.model)
-    else:
-        stacked, dims = train.build_data(cfg, graph_list, exps)
-        model = train.build_model(cfg.model, dims.vocab_size, dims.seq_len + dims.target_len)
-        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
-        program = train.make_sequence_program(cfg, model, dims, use_dropout)
-        data, paths = train.program_data(stacked), train.table_paths(cfg.model)
-    meta = {
-        "experiments": [
-            {
-                "index": e.index, "seed": e.seed, "graph_index": e.graph_index,
-                "graph": graphs.graph_summary(graph_list[e.graph_index]),
-                "graph_spec": dict(graph_list[e.graph_index].spec),
-                "hparams": e.hparams, "coords": e.coords(),
-                "edges": cfg.graph.edges, "self_edges": bool(cfg.graph.self_edges),
-            }
-            for e in exps
-        ],
-        "model": {"family": cfg.model.family, **paths},
-        "sweep_keys": ["graph", *sweep.HPARAMS, "seed"],
-    }
-    return exps, program, data, meta
+build = train.build  # kept for callers of loop.build
 
 
 def jit_chunk(program, chunk_steps: int):
@@ -127,7 +91,7 @@ def run(cfg, workdir, resume: bool = False, progress: bool = True, stream=None) 
     """Trains the whole sweep of `cfg` into `workdir`; returns the summary."""
     workdir = pathlib.Path(workdir)
     cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
-    exps, program, data, meta = build(cfg)  # validates before touching the workdir
+    exps, program, data, meta = train.build(cfg)  # validates before touching the workdir
     with workdir_lock(workdir):
         start = _prepare_workdir(workdir, cfg_dict, resume)
         if start is None and distributed.is_writer():

@@ -79,21 +79,27 @@ def read_metrics(path) -> list[dict]:
     return out
 
 
-def aggregate(experiments: list[dict], coord_key=lambda e: e["coords"]) -> list[dict]:
-    """Groups experiments by their sweep coordinates (all but the seed) and summarises `final`."""
+def aggregate(experiments: list[dict]) -> list[dict]:
+    """Seed aggregates of every numeric `final` metric, one flat entry per sweep point:
+    {<sweep coordinates except seed>, "n", "seeds", <metric>: {mean, std, ci95, n}}."""
     groups: dict[str, list[dict]] = {}
     for e in experiments:
-        groups.setdefault(json.dumps(coord_key(e), sort_keys=True), []).append(e)
+        groups.setdefault(json.dumps(e["coords"], sort_keys=True), []).append(e)
     out = []
     for key, members in groups.items():
-        names = sorted({k for m in members for k, v in m["final"].items() if isinstance(v, (int, float))})
-        out.append({
-            "coords": json.loads(key),
-            "seeds": [m["seed"] for m in members],
-            "n": len(members),
-            "metrics": {name: mean_ci([m["final"].get(name) for m in members]) for name in names},
-        })
+        names = sorted({k for m in members for k, v in m["final"].items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        entry = {**json.loads(key), "n": len(members), "seeds": [m["seed"] for m in members]}
+        entry.update({name: mean_ci([m["final"].get(name) for m in members]) for name in names})
+        out.append(entry)
     return out
+
+
+def group_parts(group: dict) -> tuple[dict, dict]:
+    """(sweep coordinates, metric statistics) of one flat aggregate entry."""
+    stats = {k: v for k, v in group.items() if isinstance(v, dict) and "mean" in v}
+    coords = {k: v for k, v in group.items() if k not in stats and k not in ("n", "seeds")}
+    return coords, stats
 
 
 def _best(values: list, name: str):

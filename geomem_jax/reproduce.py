@@ -911,3 +911,9 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
     return path
+
+
+def table_text(path) -> str:
+    """The claims table of a REPRODUCTION.md (what `geomem reproduce` prints at the end)."""
+    lines = pathlib.Path(path).read_text().splitlines()
+    return "\n".join(line for line in lines if line.startswith("|"))

@@ -539,3 +539,66 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
         }
 
     return Program(init=init, step=step_fn, evaluate=evaluate)
+
+
+# ----------------------------------------------------------------------------- whole runs
+
+
+def build(cfg):
+    """Everything static about a run: experiments, graphs, program, stacked data, meta."""
+    check_config(cfg)
+    exps = sweep.experiments(cfg)
+    graph_list = build_graphs(cfg)
+    if cfg.model.family == "node2vec":
+        from geomem_jax.models import node2vec
+
+        program, data, paths = node2vec.program_for_config(cfg, graph_list, exps)
+    elif cfg.task.mode == "in_context":
+        dims, num_values = in_context_dims(cfg)
+        model = build_model(cfg.model, dims.vocab_size, dims.seq_len)
+        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
+        program = make_in_context_program(cfg, model, dims, num_values, use_dropout)
+        data, paths = {"dummy": np.zeros((len(exps),), np.float32)}, table_paths(cfg.model)
+    else:
+        stacked, dims = build_data(cfg, graph_list, exps)
+        model = build_model(cfg.model, dims.vocab_size, dims.seq_len + dims.target_len)
+        use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
+        program = make_sequence_program(cfg, model, dims, use_dropout)
+        data, paths = program_data(stacked), table_paths(cfg.model)
+    meta = {
+        "experiments": [
+            {
+                "index": e.index, "seed": e.seed, "graph_index": e.graph_index,
+                "graph": graphs.graph_summary(graph_list[e.graph_index]),
+                "graph_spec": dict(graph_list[e.graph_index].spec),
+                "hparams": e.hparams, "coords": e.coords(),
+                "edges": cfg.graph.edges, "self_edges": bool(cfg.graph.self_edges),
+            }
+            for e in exps
+        ],
+        "model": {"family": cfg.model.family, **paths},
+        "sweep_keys": ["graph", *sweep.HPARAMS, "seed"],
+    }
+    return exps, program, data, meta
+
+
+def make_train(cfg):
+    """A pure `train(key, hp, data) -> (state, metrics)` of the whole run, and its stacked inputs.
+
+        train, (keys_S, hp_S, data_S) = make_train(cfg)
+        state_S, metrics_S = jax.jit(jax.vmap(train))(keys_S, hp_S, data_S)
+
+    The same computation as `geomem train` (which runs it in chunks to write metrics and
+    checkpoints on the way); metrics are the final evaluation plus the mean training loss
+    of the last `eval.every` steps.
+    """
+    exps, program, data, _ = build(cfg)
+    steps, tail = cfg.train.steps, min(cfg.eval.every, cfg.train.steps)
+
+    def train(key, hp, data):
+        state = program.init(key, hp, data)
+        state, step_metrics = jax.lax.scan(lambda s, _: program.step(s, hp, data), state, None, length=steps)
+        last = jax.tree_util.tree_map(lambda m: jnp.mean(m[-tail:]), step_metrics)
+        return state, {**program.evaluate(state, hp, data), **last}
+
+    return train, (sweep.seed_keys(exps), sweep.hparam_arrays(exps), data)

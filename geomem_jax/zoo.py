@@ -72,9 +72,10 @@ def run_zoo(workdir, seeds: int = 8, presets=None, self_edges: bool = False, pro
 def _load_aggregate(run_dir: pathlib.Path) -> dict:
     import json
 
+    from geomem_jax.metrics import group_parts
+
     summary = json.loads((run_dir / "summary.json").read_text())
-    group = summary["aggregate"][0]["metrics"] if summary["aggregate"] else {}
-    return group
+    return group_parts(summary["aggregate"][0])[1] if summary["aggregate"] else {}
 
 
 def _cell(metrics: dict, keys) -> str:

@@ -52,8 +52,9 @@ def make_run(tmp_path, model=None, experiments=None, tables=None):
     meta = {"experiments": experiments, "model": model, "sweep_keys": ["seed", "lr"]}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     summary = {
-        "experiments": [{"index": e["index"], "seed": e["seed"], "final": {"train/loss": 0.5}, "best": {"x": 1}} for e in experiments],
-        "aggregate": [{"coords": {"lr": 0.1}, "n": 2, "metrics": {"train/loss": {"mean": 0.5}}}],
+        "experiments": [{"index": e["index"], "seed": e["seed"], "coords": {"lr": e["hparams"]["lr"]},
+                         "final": {"train/loss": 0.5}, "best": {"x": 1}} for e in experiments],
+        "aggregate": [{"lr": 0.1, "n": 2, "seeds": [0, 1], "train/loss": {"mean": 0.5}}],
         "other": "kept",
     }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
@@ -110,8 +111,9 @@ def test_analyze_run_end_to_end(tmp_path):
     final0 = summary["experiments"][0]["final"]
     assert final0["train/loss"] == 0.5 and final0["geometry/level"] == pytest.approx(scalars[0]["geometry/level"])
     assert final0["analysis/step"] == 20 and summary["experiments"][0]["best"] == {"x": 1}
-    old_group = next(g for g in summary["aggregate"] if g["coords"] == {"lr": 0.1})
-    assert "train/loss" in old_group["metrics"] and "geometry/level" in old_group["metrics"]
+    group = next(g for g in summary["aggregate"] if g["lr"] == 0.1)  # recomputed from the finals
+    assert group["train/loss"]["mean"] == 0.5 and group["n"] == 2
+    assert group["geometry/level"]["mean"] == pytest.approx(np.mean(level))
     assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
 
     # plots exist and report.md links every one of them

@@ -100,12 +100,15 @@ def test_train_prints_one_row_per_seed(capsys, tmp_path, tiny_overrides):
     assert lines[0].split()[:3] == ["exp", "seed", "graph"]
     rows = [line.split() for line in lines[1:] if line[:3].strip().isdigit()]
     assert len(rows) == len(summary["experiments"]) == 2
+    header = lines[0].split()
+    columns = {"first": "test/first_token", "exact": "test/exact_match", "edges": "edge/recall_at_degree",
+               "level": "geometry/level"}
+    assert set(columns) <= set(header)
     for row, exp in zip(rows, summary["experiments"]):
         assert int(row[0]) == exp["index"] and int(row[1]) == exp["seed"]
-        first, exact, edges = (float(x) for x in row[-3:])
-        assert first == pytest.approx(exp["final"]["test/first_token"], abs=5e-4)
-        assert exact == pytest.approx(exp["final"]["test/exact_match"], abs=5e-4)
-        assert edges == pytest.approx(exp["final"]["edge/recall_at_degree"], abs=5e-4)
+        values = dict(zip(header[-len(columns):], (float(x) for x in row[-len(columns):])))
+        for label, key in columns.items():
+            assert values[label] == pytest.approx(exp["final"][key], abs=5e-4), label
     assert sum(line.startswith("mean over 2 seeds") for line in lines) == 1
     assert f"run directory: {workdir}" in out
 

@@ -224,8 +224,10 @@ def test_summary_structure_and_seed_aggregate(run_a):
         assert e["graph"]["num_nodes"] == 16
     (group,) = on_disk["aggregate"]
     assert group["n"] == 2 and group["seeds"] == [0, 1]
-    assert set(group["metrics"]) == set(exps[0]["final"])
-    for name, agg in group["metrics"].items():
+    coords, group_metrics = metrics.group_parts(group)  # flat: coordinates and metrics side by side
+    assert coords == exps[0]["coords"] and group["lr"] == 3e-3
+    assert set(group_metrics) == set(exps[0]["final"])
+    for name, agg in group_metrics.items():
         vals = np.array([e["final"][name] for e in exps], np.float64)
         std = vals.std(ddof=1)
         assert agg["mean"] == pytest.approx(vals.mean(), abs=1e-12)
@@ -343,3 +345,16 @@ def test_bad_configs_are_rejected_before_any_compute(tiny_cfg_factory, overrides
     with pytest.raises(ConfigError) as err:
         loop.build(cfg)
     assert err.value.field.startswith(field)
+
+
+def test_make_train_is_the_same_run_as_the_host_loop(run_a):
+    """make_train(cfg) -> pure train(key, hp, data): one jit(vmap) call ends where `geomem train` ends."""
+    cfg, workdir, summary = run_a
+    train_fn, (keys_S, hp_S, data_S) = train.make_train(cfg)
+    state_S, metrics_S = jax.jit(jax.vmap(train_fn))(keys_S, hp_S, data_S)
+    _assert_params_close(jax.device_get(state_S["params"]), _final_params(workdir))
+    for exp in summary["experiments"]:
+        i = exp["index"]
+        assert float(metrics_S["test/first_token"][i]) == pytest.approx(exp["final"]["test/first_token"], abs=1e-6)
+        assert float(metrics_S["edge/recall_at_degree"][i]) == pytest.approx(exp["final"]["edge/recall_at_degree"], abs=1e-6)
+        assert float(metrics_S["train/loss"][i]) == pytest.approx(exp["final"]["train/loss"], rel=1e-4)

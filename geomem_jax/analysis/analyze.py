@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from geomem_jax import graphs
-from geomem_jax.metrics import read_metrics
+from geomem_jax.metrics import aggregate as aggregate_finals, read_metrics
 from geomem_jax.analysis import geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
 
@@ -200,13 +200,8 @@ def _merge_summary(workdir, step, rows, aggregate) -> None:
             summary["experiments"].append(entry)
         entry.setdefault("final", {}).update(row["scalars"])
         entry["final"]["analysis/step"] = step
-    groups = summary.setdefault("aggregate", [])
-    for group in aggregate:
-        match = next((g for g in groups if g.get("coords") == group["coords"]), None)
-        if match is None:
-            groups.append({"coords": group["coords"], "n": group["n"], "metrics": dict(group["metrics"])})
-        else:
-            match.setdefault("metrics", {}).update(group["metrics"])
+    if all("coords" in e and "seed" in e for e in summary["experiments"]):
+        summary["aggregate"] = aggregate_finals(summary["experiments"])  # now with the new scalars
     report.write_json_atomic(path, summary)
 
 
