@@ -31,9 +31,15 @@ def complete_steps(workdir) -> list[int]:
         return []
     steps = []
     for child in root.iterdir():
-        if child.is_dir() and child.name.isdigit() and (child / "state").is_dir():
+        if child.is_dir() and child.name.isdigit() and _is_whole(child):
             steps.append(int(child.name))
     return sorted(steps)
+
+
+def _is_whole(step_dir: pathlib.Path) -> bool:
+    """Committed and not half-deleted: Orbax's step metadata and the state's own manifest exist."""
+    state = step_dir / "state"
+    return (step_dir / "_CHECKPOINT_METADATA").is_file() and (state / "_METADATA").is_file()
 
 
 def incomplete_steps(workdir) -> list[int]:
@@ -46,9 +52,22 @@ def incomplete_steps(workdir) -> list[int]:
         match = _TMP_RE.match(child.name)
         if match:
             steps.add(int(match.group(1)))
-        elif child.is_dir() and child.name.isdigit() and not (child / "state").is_dir():
+        elif child.is_dir() and child.name.isdigit() and not _is_whole(child):
             steps.add(int(child.name))
     return sorted(steps)
+
+
+def discard_steps_after(workdir, step: int) -> list[int]:
+    """Removes the step directories newer than `step` (damaged ones a resume fell back past;
+    their steps are recomputed identically). Returns the removed steps."""
+    import shutil
+
+    root, removed = _ckpt_root(workdir), []
+    for child in root.iterdir() if root.is_dir() else ():
+        if child.is_dir() and child.name.isdigit() and int(child.name) > step:
+            shutil.rmtree(child)
+            removed.append(int(child.name))
+    return sorted(removed)
 
 
 class Checkpointer:
@@ -59,8 +78,9 @@ class Checkpointer:
 
         self._ocp = ocp
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self._root = _ckpt_root(workdir)
         self._manager = ocp.CheckpointManager(
-            _ckpt_root(workdir), options=options, item_names=("state", "extra")
+            self._root, options=options, item_names=("state", "extra")
         )
 
     def __enter__(self):
@@ -79,18 +99,27 @@ class Checkpointer:
             force=True,
         )
 
+    def reload(self) -> None:
+        """Re-reads the step directories (after `discard_steps_after`)."""
+        self._manager.reload()
+
     def wait(self) -> None:
         self._manager.wait_until_finished()
 
     def restore(self, step: int, abstract_state):
         """Restores the state with the structure, shapes and dtypes of `abstract_state`."""
         ocp = self._ocp
-        restored = self._manager.restore(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()
-            ),
-        )
+        try:
+            restored = self._manager.restore(
+                int(step),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as err:  # truncated / deleted files, a different structure
+            raise CheckpointError(
+                f"{self._root / str(step)}: checkpoint cannot be read ({type(err).__name__}: {err})"
+            ) from None
         return restored["state"], restored["extra"]
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """`geomem` command line: thin wrappers over importable functions (usable from Colab too).
 
-    geomem run      [--config=FILE[:PRESET]] [--config.key=value ...] [--workdir=DIR] [--resume]
-    geomem train    --config=FILE[:PRESET] [--config.key=value ...] --workdir=DIR [--resume]
+    geomem run      [--config=FILE[:PRESET]] [--config.key=value ...] [--workdir=DIR] [--resume[=auto]]
+    geomem train    --config=FILE[:PRESET] [--config.key=value ...] --workdir=DIR [--resume[=auto]]
     geomem analyze  --workdir=DIR [--step=N]
     geomem export-graph      --config=FILE[:PRESET] [--config.graph.*=...] --out=DIR
     geomem export-embeddings --workdir=DIR [--step=N] --out=DIR
@@ -27,7 +27,7 @@ FLAGS = {
     "export-embeddings": {"workdir", "step", "out"},
     "zoo": {"workdir", "seeds", "only", "self-edges", "no-progress"},
 }
-BOOLEAN_FLAGS = {"resume", "no-progress", "no-analyze", "no-plots", "self-edges"}
+BOOLEAN_FLAGS = {"no-progress", "no-analyze", "no-plots", "self-edges"}
 
 
 def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
@@ -54,13 +54,22 @@ def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
         if name not in FLAGS[command]:
             raise UserError(f"geomem {command}: unknown flag --{name}; allowed: "
                             + ", ".join(f"--{f}" for f in sorted(FLAGS[command])) + ", --config.<key>=<value>")
-        if name in BOOLEAN_FLAGS:
+        if name == "resume":  # --resume, --resume=auto, --resume=false
+            flags[name] = _resume_mode(value if eq else "true")
+        elif name in BOOLEAN_FLAGS:
             flags[name] = value.lower() not in ("false", "0", "no") if eq else True
         else:
             if not eq or not value:
                 raise UserError(f"--{name} needs a value: --{name}=VALUE")
             flags[name] = value
     return command, flags, overrides
+
+
+def _resume_mode(text: str):
+    modes = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "auto": "auto"}
+    if text.lower() not in modes:
+        raise UserError(f"--resume={text!r}: expected --resume, --resume=auto or --resume=false")
+    return modes[text.lower()]
 
 
 def load(flags: dict, overrides, default: str | None = None):

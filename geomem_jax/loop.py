@@ -18,6 +18,7 @@ import json
 import math
 import pathlib
 import signal
+import sys
 import threading
 import time
 
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train
-from geomem_jax.errors import UserError
+from geomem_jax.errors import CheckpointError, UserError
 
 
 build = train.build  # kept for callers of loop.build
@@ -44,8 +45,11 @@ def jit_chunk(program, chunk_steps: int):
 @contextlib.contextmanager
 def workdir_lock(workdir: pathlib.Path):
     """One process per workdir: a second one refuses instead of corrupting the first."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    handle = open(workdir / ".lock", "w")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle = open(workdir / ".lock", "w")
+    except OSError as err:
+        raise UserError(f"--workdir={workdir}: cannot create or write the run directory ({err.strerror or err})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -58,25 +62,27 @@ def workdir_lock(workdir: pathlib.Path):
         handle.close()
 
 
-def _prepare_workdir(workdir: pathlib.Path, cfg_dict: dict, resume: bool) -> int | None:
-    """Checks the workdir against the config; returns the step to resume from (or None)."""
+def _prepare_workdir(workdir: pathlib.Path, cfg_dict: dict, resume) -> int | None:
+    """Checks the workdir against the config; returns the step to resume from, or None to start.
+
+    A run of this config killed before its first checkpoint restarts from step 0 (the run is
+    deterministic, so it still ends where an uninterrupted run ends).
+    """
     cfg_path = workdir / "config.json"
-    if cfg_path.is_file():
-        saved = json.loads(cfg_path.read_text())
-        if not resume:
-            raise UserError(
-                f"--workdir={workdir} already holds a run; pass --resume to continue it or choose another workdir"
-            )
-        if saved != cfg_dict:
-            diff = sorted(_diff_keys(saved, cfg_dict))
-            raise UserError(f"--resume: {workdir} holds a run of a different config (differs at: {', '.join(diff)})")
-        steps = checkpoint.complete_steps(workdir)
-        if not steps:
-            raise UserError(f"--resume: {workdir} has no complete checkpoint to resume from")
-        return steps[-1]
-    if resume:
-        raise UserError(f"--resume: nothing to resume in {workdir} (no config.json)")
-    return None
+    if not cfg_path.is_file():
+        if resume is True:
+            raise UserError(f"--resume: nothing to resume in {workdir} (no config.json)")
+        return None
+    saved = json.loads(cfg_path.read_text())
+    if not resume:
+        raise UserError(
+            f"--workdir={workdir} already holds a run; pass --resume to continue it or choose another workdir"
+        )
+    if saved != cfg_dict:
+        diff = sorted(_diff_keys(saved, cfg_dict))
+        raise UserError(f"--resume: {workdir} holds a run of a different config (differs at: {', '.join(diff)})")
+    steps = checkpoint.complete_steps(workdir)
+    return steps[-1] if steps else None
 
 
 def _diff_keys(a, b, prefix=""):
@@ -87,18 +93,33 @@ def _diff_keys(a, b, prefix=""):
         yield prefix.rstrip(".")
 
 
-def run(cfg, workdir, resume: bool = False, progress: bool = True, stream=None) -> dict:
-    """Trains the whole sweep of `cfg` into `workdir`; returns the summary."""
+RESUME_MODES = (False, True, "auto")
+
+
+def run(cfg, workdir, resume=False, progress: bool = True, stream=None) -> dict:
+    """Trains the whole sweep of `cfg` into `workdir`; returns the summary.
+
+    resume: False (the workdir must not hold a run), True (continue the run there) or
+    "auto" (continue if the workdir holds a run of this config, else start).
+    """
+    if resume not in RESUME_MODES:
+        raise UserError(f"--resume={resume!r}: expected true, false or auto")
     workdir = pathlib.Path(workdir)
     cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
     exps, program, data, meta = train.build(cfg)  # validates before touching the workdir
-    with workdir_lock(workdir):
-        start = _prepare_workdir(workdir, cfg_dict, resume)
-        if start is None and distributed.is_writer():
-            checkpoint.write_json_atomic(workdir / "config.json", cfg_dict)
-            checkpoint.write_json_atomic(workdir / "meta.json", meta)
-            (workdir / "metrics.jsonl").write_text("")
-        return _train(cfg, workdir, exps, program, data, meta, start, progress, stream)
+    with _stop_requests() as stop, workdir_lock(workdir):
+        try:
+            start = _prepare_workdir(workdir, cfg_dict, resume)
+            if start is None and distributed.is_writer():
+                checkpoint.write_json_atomic(workdir / "config.json", cfg_dict)
+                checkpoint.write_json_atomic(workdir / "meta.json", meta)
+                (workdir / "metrics.jsonl").write_text("")
+            return _train(cfg, workdir, exps, program, data, meta, start, progress, stream, stop)
+        except OSError as err:  # disk full, permissions: complete checkpoints stay usable
+            raise UserError(
+                f"cannot write {err.filename or workdir}: {err.strerror or err}; complete checkpoints "
+                f"{checkpoint.complete_steps(workdir)} are kept: fix it and rerun with --resume"
+            ) from None
 
 
 class Interrupted(UserError):
@@ -121,7 +142,7 @@ def _stop_requests():
             signal.signal(sig, old)
 
 
-def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
+def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, stop):
     total, every = cfg.train.steps, cfg.eval.every
     ckpt_every = cfg.ckpt.every or every
     mesh = distributed.sweep_mesh(cfg.mesh.devices)
@@ -132,14 +153,10 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
     writer = metrics.MetricsWriter(workdir / "metrics.jsonl") if distributed.is_writer() else None
 
-    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt, _stop_requests() as stop:
-        if start is None:
-            state, step = init(keys, hp, data), 0
-        else:
-            state, extra = ckpt.restore(start, _abstract_like(jax.eval_shape(init, keys, hp, data), keys))
-            step = int(extra["step"])
-            if writer:
-                writer.truncate_after(step)
+    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
+        state, step = _initial_state(ckpt, workdir, start, init, keys, hp, data, stream)
+        if writer:
+            writer.truncate_after(step)
         bar = metrics.Progress(total, step, stream) if progress and writer else None
         t0 = time.perf_counter()
         chunk_len = _chunk_length(every, ckpt_every)
@@ -170,6 +187,31 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream):
     if writer:
         metrics.write_summary(workdir, summary)
     return summary
+
+
+def _initial_state(ckpt, workdir, start, init, keys, hp, data, stream):
+    """A fresh state, or the newest readable checkpoint at or before `start` (older ones are tried
+    when the newest is damaged; every step lost that way is recomputed identically)."""
+    if start is None:
+        return init(keys, hp, data), 0
+    target = _abstract_like(jax.eval_shape(init, keys, hp, data), keys)
+    for step in reversed([s for s in checkpoint.complete_steps(workdir) if s <= start]):
+        try:
+            state, extra = ckpt.restore(step, target)
+        except CheckpointError as err:
+            print(f"geomem: warning: {err}; trying an older checkpoint", file=stream or sys.stderr)
+            continue
+        _discard_after(ckpt, workdir, step)
+        return state, int(extra["step"])
+    print("geomem: warning: no readable checkpoint; starting from step 0", file=stream or sys.stderr)
+    _discard_after(ckpt, workdir, -1)
+    return init(keys, hp, data), 0
+
+
+def _discard_after(ckpt, workdir, step: int) -> None:
+    """Drops the unreadable checkpoints newer than `step`: their steps are recomputed identically."""
+    if distributed.is_writer() and checkpoint.discard_steps_after(workdir, step):
+        ckpt.reload()
 
 
 MAX_CHUNK = 100  # steps between host round-trips: a SIGTERM is answered within one chunk

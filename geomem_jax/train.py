@@ -456,6 +456,16 @@ def check_config(cfg) -> None:
         raise ConfigError("task.pause_tokens", cfg.task.pause_tokens, "an integer >= 0")
     if not (math.isfinite(cfg.opt.lr) and cfg.opt.lr > 0):
         raise ConfigError("opt.lr", cfg.opt.lr, "a finite number > 0")
+    for field in ("b1", "b2"):
+        if not 0 <= cfg.opt[field] < 1:
+            raise ConfigError(f"opt.{field}", cfg.opt[field], "a number in [0, 1)")
+    if not cfg.opt.eps > 0:
+        raise ConfigError("opt.eps", cfg.opt.eps, "a number > 0")
+    if not isinstance(cfg.ckpt.max_to_keep, int) or cfg.ckpt.max_to_keep < 1:
+        raise ConfigError("ckpt.max_to_keep", cfg.ckpt.max_to_keep, "an integer >= 1")
+    from geomem_jax import distributed
+
+    distributed.num_devices(cfg.mesh.devices)  # more devices than present: refuse before any work
 
 
 # ----------------------------------------------------------------------------- in-context task
@@ -549,6 +559,8 @@ def build(cfg):
     check_config(cfg)
     exps = sweep.experiments(cfg)
     graph_list = build_graphs(cfg)
+    if cfg.train.recipe == "staged" and not all(g.has_paths for g in graph_list):
+        raise ConfigError("train.recipe", "staged", "mixed or edges (this graph has no paths for stage 2)")
     if cfg.model.family == "node2vec":
         from geomem_jax.models import node2vec
 

@@ -78,7 +78,12 @@ class Child:
         return self.proc.poll() is None
 
     def wait(self, timeout: float = 240) -> int:
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a hung child behind
+            self.proc.wait()
+            raise
 
     def signal(self, signum: int) -> None:
         if self.running():
@@ -106,6 +111,7 @@ def watch(child: Child, condition, timeout: float = 240, poll_s: float = 0.002) 
         if not child.running():
             return condition()
         time.sleep(poll_s)
+    child.kill()
     raise TimeoutError(f"condition not reached within {timeout} s in {child.workdir}")
 
 
@@ -327,20 +333,14 @@ def hook_mid_delete(n: int) -> None:
 
 def hook_in_summary(n: int) -> None:
     """SIGKILL while summary.json is being written (all checkpoints and metrics are done)."""
-    from geomem_jax import checkpoint
-
-    original = checkpoint.write_json_atomic
-
-    def write_json_atomic(path, obj):
-        if pathlib.Path(path).name == "summary.json":
-            pathlib.Path(path).with_name(".summary.json.partial").write_text(json.dumps(obj)[:100])
-            _die()
-        return original(path, obj)
-
-    checkpoint.write_json_atomic = write_json_atomic
     from geomem_jax import metrics
 
-    metrics.write_json_atomic = write_json_atomic  # imported by name there
+    def write_summary(workdir, summary):
+        partial = pathlib.Path(workdir) / ".summary.json.partial"
+        partial.write_text(json.dumps(summary)[:100])  # what a half-done write leaves
+        _die()
+
+    metrics.write_summary = write_summary
 
 
 def hook_in_truncate(n: int) -> None:
