@@ -58,8 +58,10 @@ def run_bench(name: str, script: pathlib.Path, args) -> dict:
     """Runs one bench in a subprocess; tags the result files it wrote with the load average before it."""
     load = wait_for_quiet(args.max_load, args.wait)
     if load is None:
-        return {"bench": name, "status": f"skipped: load average stayed >= {args.max_load} for {args.wait:.0f} s",
-                "loadavg_1m_before": os.getloadavg()[0]}
+        status = f"skipped: load average stayed >= {args.max_load} for {args.wait:.0f} s"
+        print(f"== {name}: {status}", flush=True)
+        return {"bench": name, "status": status, "loadavg_1m_before": os.getloadavg()[0],
+                "date": datetime.datetime.now().isoformat(timespec="seconds")}
     env = dict(os.environ)
     if name == "torch_step" and args.torch_site:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.torch_site, env.get("PYTHONPATH", "")]))

@@ -121,7 +121,7 @@ SCALES = {
         mamba=(("model.family", "mamba"),),
         in_context=("configs/pathstar.py:g5000_l5", (
             ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "5"),
-            ("task.target", "full_path"), ("task.pause_tokens", "1"), ("train.steps", "50000"),
+            ("task.target", "full_path"), ("task.pause_tokens", "1"), ("model.init_scale", "0.3"), ("train.steps", "50000"),
             ("eval.every", "5000"),
         )),
         zoo_graphs=("star", "grid", "cycle", "irregular"),
