@@ -85,11 +85,16 @@ def pad_sweep(tree, size: int):
     return jax.tree_util.tree_map(pad, tree)
 
 
+def sweep_sharding(mesh: Mesh | None):
+    """Leading axis split over the mesh (None: single device, let jit decide)."""
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec("sweep"))
+
+
 def place(tree, mesh: Mesh | None):
     """Device arrays; with a mesh, the leading axis is split over it (each process builds its shards)."""
     if mesh is None:
         return jax.tree_util.tree_map(jax.numpy.asarray, tree)
-    sharding = NamedSharding(mesh, PartitionSpec("sweep"))
+    sharding = sweep_sharding(mesh)
 
     def put(x):
         x = np.asarray(x)

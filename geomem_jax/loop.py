@@ -149,7 +149,10 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     size = distributed.padded_size(len(exps), mesh)
     inputs = distributed.pad_sweep((sweep.seed_keys(exps), sweep.hparam_arrays(exps), data), size)
     keys, hp, data = distributed.place(inputs, mesh)
-    init, evaluate = jax.jit(jax.vmap(program.init)), jax.jit(jax.vmap(program.evaluate))
+    # The state comes out split over the mesh like the inputs, so chunk 1 and chunk 2 see the
+    # same shardings and the chunk is compiled once.
+    init = jax.jit(jax.vmap(program.init), out_shardings=distributed.sweep_sharding(mesh))
+    evaluate = jax.jit(jax.vmap(program.evaluate))
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
     writer = metrics.MetricsWriter(workdir / "metrics.jsonl") if distributed.is_writer() else None
 

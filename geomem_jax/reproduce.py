@@ -181,7 +181,9 @@ def plan(scale: Scale, seeds: int) -> dict[str, list[RunSpec]]:
     frozen = base_run(scale, seeds, key="frozen_embeddings/frozen", overrides=(("model.freeze_embeddings", "true"),))
     knobs_spec, knobs_over = scale.knobs
     knobs = RunSpec("knobs/paper", knobs_spec, knobs_over, seeds)
-    pauses = [base if p == 1 else base_run(scale, seeds, key=f"pause_tokens/p{p}", overrides=(
+    base_cfg = base.build()
+    reuse = lambda p: p == base_cfg.task.pause_tokens and base_cfg.eval.every == scale.pause_every
+    pauses = [base if reuse(p) else base_run(scale, seeds, key=f"pause_tokens/p{p}", overrides=(
         ("task.pause_tokens", str(p)), ("eval.every", str(scale.pause_every))))
         for p in scale.pauses]
     return {
@@ -397,9 +399,8 @@ class Context:
 
         run_dir = self.workdir / spec.key
         cfg = spec.build()
-        cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
         saved_path = run_dir / "config.json"
-        if saved_path.is_file() and json.loads(saved_path.read_text()) != cfg_dict:
+        if saved_path.is_file() and _saved_config(run_dir) != _config_dict(cfg):
             raise UserError(
                 f"{run_dir} holds a run of a different config (other --seeds, --quick or --scale?); "
                 f"use another --workdir or delete that directory"
@@ -412,7 +413,10 @@ class Context:
             resume = saved_path.is_file()
             if resume and not checkpoint.complete_steps(run_dir):
                 self.say(f"    {spec.key}: interrupted before its first checkpoint; starting it again")
-                shutil.rmtree(run_dir)
+                with loop.workdir_lock(run_dir):  # refuses if another process is training it
+                    for child in run_dir.iterdir():
+                        if child.name != ".lock":
+                            shutil.rmtree(child) if child.is_dir() else child.unlink()
                 resume = False
             self.say(f"    {spec.key}: {'resuming' if resume else 'training'} ({spec.seeds} seeds, "
                      f"{cfg.train.steps} steps)")
@@ -628,9 +632,8 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
 
 
 def _check_same_seeds(run_dir: pathlib.Path, seeds: int) -> None:
-    cfg_path = run_dir / "config.json"
-    if cfg_path.is_file():
-        saved = tuple(json.loads(cfg_path.read_text())["sweep"]["seeds"])
+    saved = _saved_seeds(run_dir)
+    if saved is not None:
         if saved != tuple(range(seeds)):
             raise UserError(f"{run_dir} was trained with seeds {saved}, not {tuple(range(seeds))}; "
                             "use another --workdir or delete that directory")
@@ -774,19 +777,52 @@ def run_reproduce(workdir, only=None, seeds=None, quick: bool = False, progress:
     stream = stream or sys.stderr
     ctx = Context(workdir, sizes, seeds, quick, progress, stream)
     machine = machine_info()
-    rows, claim_seconds, t_start = [], {}, time.perf_counter()
+    rows, t_start = [], time.perf_counter()
     for i, claim in enumerate(claims):
         t0 = time.perf_counter()
         ctx.say(f"[reproduce {i + 1}/{len(claims)}] {claim}: starting (elapsed {_hms(t0 - t_start)})")
         claim_rows = CLAIM_FUNCS[claim](ctx)
-        claim_seconds[claim] = time.perf_counter() - t0
         rows.extend(claim_rows)
         ctx.say(f"[reproduce {i + 1}/{len(claims)}] {claim}: "
-                f"{', '.join(r.verdict for r in claim_rows)} in {_hms(claim_seconds[claim])}")
+                f"{', '.join(r.verdict for r in claim_rows)} in {_hms(time.perf_counter() - t0)}")
+    # Claims not asked for but already finished in this workdir stay in the report (read, not trained).
+    finished = [c for c in CLAIMS if c not in claims and claim_finished(ctx, c)]
+    if finished:
+        ctx.say(f"[reproduce] also reporting claims finished earlier: {', '.join(finished)}")
+        for claim in finished:
+            rows.extend(CLAIM_FUNCS[claim](ctx))
+    claims = [c for c in CLAIMS if c in claims or c in finished]
+    rows.sort(key=lambda r: CLAIMS.index(r.claim))  # stable: a claim's rows keep their order
     plots = write_plots(workdir, ctx.plot_data)
     path = write_report(workdir, rows, claims, ctx, plots, machine, time.perf_counter() - t_start)
     ctx.say(f"[reproduce] wrote {path}")
     return path
+
+
+def claim_finished(ctx: Context, claim: str) -> bool:
+    """Every run of the claim has its summary in the workdir (so reporting it trains nothing)."""
+    if claim == "tiny_graphs":
+        dirs = [ctx.workdir / "tiny_graphs" / f"{g}_{m}" for g in ctx.scale.zoo_graphs for m in ctx.scale.zoo_models]
+        return all((d / "summary.json").is_file() and _saved_seeds(d) == tuple(range(ctx.seeds)) for d in dirs)
+    for spec in ctx.plan[claim]:
+        run_dir = ctx.workdir / spec.key
+        if not (run_dir / "summary.json").is_file() or _saved_config(run_dir) != _config_dict(spec.build()):
+            return False
+    return True
+
+
+def _config_dict(cfg) -> dict:
+    return json.loads(json.dumps(config_lib.to_dict(cfg)))
+
+
+def _saved_config(run_dir: pathlib.Path):
+    path = run_dir / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _saved_seeds(run_dir: pathlib.Path):
+    saved = _saved_config(run_dir)
+    return tuple(saved["sweep"]["seeds"]) if saved else None
 
 
 def machine_info() -> dict:

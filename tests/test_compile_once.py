@@ -59,11 +59,6 @@ def test_chunk_and_eval_compile_once_on_one_device(tiny_cfg_factory, workdir):
     _assert_once(cfg, workdir)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loop._train: jit(vmap(init)) leaves XLA free to choose output shardings; most state leaves come "
-    "out replicated, so chunk 1 compiles for replicated state and chunk 2 recompiles for the sweep-sharded "
-    "state chunk 1 returns. Fix: init = jax.jit(jax.vmap(program.init), out_shardings=NamedSharding(mesh, "
-    "P('sweep'))) when a mesh is used; then remove this xfail."))
 def test_chunk_and_eval_compile_once_on_a_4_device_mesh(tiny_cfg_factory, workdir):
     assert jax.device_count() >= 4  # conftest: jax_num_cpu_devices=4
     _assert_once(tiny_cfg_factory(("mesh.devices", "4")), workdir)

@@ -143,6 +143,10 @@ def test_every_scale_builds_valid_configs(scale):
     assert runs["frozen_embeddings/frozen"].build().model.freeze_embeddings is True
     assert runs["in_weights/mamba"].build().model.family == "mamba"
     assert runs["in_context/transformer"].build().task.mode == "in_context"
+    pause_specs = R.plan(sizes, sizes.seeds)["pause_tokens"]
+    for p, spec in zip(sizes.pauses, pause_specs):  # the shared base run only stands in for its own p
+        cfg = spec.build()
+        assert cfg.task.pause_tokens == p and cfg.eval.every == sizes.pause_every
     if scale == "paper":
         assert base.graph.degree == 5000 and base.model.layers == 12
 
@@ -232,5 +236,8 @@ def test_run_without_summary_is_resumed_and_other_seeds_refused(tiny_reproductio
     again = json.loads((run_dir / "summary.json").read_text())["experiments"]
     assert [e["final"]["test/first_token"] for e in again] == [e["final"]["test/first_token"] for e in finals]
     assert all("analysis/step" in e["final"] for e in again)  # analysed again after the resume
+    # --only=hardest_token still reports the in-context claim, finished earlier in this workdir
+    assert [r[0] for r in _table_rows(path.read_text())] == [
+        "hardest token alone, in-weights", "in-context path-star at chance"]
     with pytest.raises(UserError, match="different config"):
         R.run_reproduce(workdir, only=["hardest_token"], quick=True, seeds=3, progress=False)
