@@ -12,7 +12,6 @@ import logging
 import re
 
 import jax
-import pytest
 
 from geomem_jax import loop, metrics
 
