@@ -117,14 +117,18 @@ class Checkpointer:
                 ),
             )
         except Exception as err:  # truncated / deleted files, a different structure
-            raise CheckpointError(
-                f"{self._root / str(step)}: checkpoint cannot be read ({type(err).__name__}: {err})"
-            ) from None
+            raise CheckpointError(f"{self._root / str(step)}: checkpoint cannot be read ({_brief(err)})") from None
         return restored["state"], restored["extra"]
 
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _brief(err: Exception) -> str:
+    """First line of a storage error (TensorStore errors embed whole specs and tracebacks)."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:200]}"
 
 
 def _latest_or(workdir, step: int | None) -> int:
@@ -161,7 +165,7 @@ def restore_numpy(workdir, step: int | None = None) -> dict:
     except CheckpointError:
         raise
     except Exception as err:  # corrupted or truncated files
-        raise CheckpointError(f"{path}: checkpoint cannot be read ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path}: checkpoint cannot be read ({_brief(err)})") from None
     return _to_numpy(state)
 
 

@@ -206,8 +206,26 @@ HANDLERS = {
 }
 
 
+def _one_line_background_errors() -> None:
+    """Background threads of storage libraries can fail after an error we already handle (e.g.
+    TensorStore reads of a damaged checkpoint): one line per distinct error, not a traceback."""
+    import threading
+
+    seen = set()
+
+    def report(exc_type, exc_value):
+        line = f"{getattr(exc_type, '__name__', exc_type)}: {str(exc_value).splitlines()[0][:160] if str(exc_value) else ''}"
+        if line not in seen:
+            seen.add(line)
+            print(f"geomem: note: a background task failed ({line})", file=sys.stderr)
+
+    sys.unraisablehook = lambda u: report(u.exc_type, u.exc_value)
+    threading.excepthook = lambda a: report(a.exc_type, a.exc_value)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _one_line_background_errors()
     try:
         command, flags, overrides = parse_args(argv)
         HANDLERS[command](flags, overrides)
