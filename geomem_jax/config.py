@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = dict(every=250, node_chunk=512, row_chunk=1024)
     c.ckpt = dict(every=0, max_to_keep=2)
     c.mesh = dict(devices="1")
+    c.logging = dict(tensorboard=False, wandb=False, wandb_project="geomem_jax", wandb_mode="offline")
     c.sweep = dict(seeds=(0,), graphs=(), lr=(), weight_decay=(), init_scale=(), dropout=(), mode="product")
     return c
 

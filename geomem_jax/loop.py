@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train
+from geomem_jax import writers as writers_lib
 from geomem_jax.errors import CheckpointError, UserError
 
 
@@ -155,6 +156,8 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     evaluate = jax.jit(jax.vmap(program.evaluate))
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
     writer = metrics.MetricsWriter(workdir / "metrics.jsonl") if distributed.is_writer() else None
+    # TensorBoard / W&B (off by default) get the same records as metrics.jsonl.
+    extra_writers = writers_lib.make_writers(cfg.logging, workdir, meta, start) if writer else []
 
     with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
         state, step = _initial_state(ckpt, workdir, start, init, keys, hp, data, stream)
@@ -175,6 +178,8 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
                           "experiments": metrics.experiment_records(evaluated, exps)}
                 if writer:
                     writer.write(record)
+                for w in extra_writers:
+                    w.write(record)
                 if bar:
                     bar.update(step, _best_so_far(record))
             if step % ckpt_every == 0 or step == total or stop:
@@ -186,6 +191,8 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
                     f"Resume with the same command and --resume (workdir {workdir})"
                 )
         ckpt.wait()
+    for w in extra_writers:
+        w.close()
     summary = metrics.build_summary(meta, metrics.read_metrics(workdir / "metrics.jsonl"))
     if writer:
         metrics.write_summary(workdir, summary)

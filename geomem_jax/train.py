@@ -466,6 +466,13 @@ def check_config(cfg) -> None:
     from geomem_jax import distributed
 
     distributed.num_devices(cfg.mesh.devices)  # more devices than present: refuse before any work
+    from geomem_jax import writers
+
+    logging_opts = writers.settings(cfg.logging)  # a missing tensorboardX / wandb: refuse up front too
+    if logging_opts["tensorboard"]:
+        writers.summary_writer_class()
+    if logging_opts["wandb"]:
+        writers.import_wandb()
 
 
 # ----------------------------------------------------------------------------- in-context task
