@@ -20,7 +20,7 @@ from common import matmul_peak_flops, timeit, write  # noqa: E402
 
 from geomem_jax import config, loop, sweep  # noqa: E402
 
-STEPS = 5
+STEPS = 2
 
 
 def model_flops_per_step(cfg, dims) -> float:
@@ -57,7 +57,7 @@ def measure(width: int, seeds: int) -> dict:
         holder[0] = chunk(holder[0], hp, data)[0]
         jax.block_until_ready(holder[0])
 
-    dt = timeit(run, 2) / STEPS
+    dt = timeit(run, 1) / STEPS
     flops = model_flops_per_step(cfg, dims) * seeds
     return {"width": width, "experiments": seeds, "s_per_step": dt, "compile_s": compile_s,
             "examples_per_s": cfg.train.batch_size * seeds / dt, "model_flops_per_s": flops / dt}

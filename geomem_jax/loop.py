@@ -159,40 +159,42 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     # TensorBoard / W&B (off by default) get the same records as metrics.jsonl.
     extra_writers = writers_lib.make_writers(cfg.logging, workdir, meta, start) if writer else []
 
-    with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
-        state, step = _initial_state(ckpt, workdir, start, init, keys, hp, data, stream)
-        if writer:
-            writer.truncate_after(step)
-        bar = metrics.Progress(total, step, stream) if progress and writer else None
-        t0 = time.perf_counter()
-        chunk_len = _chunk_length(every, ckpt_every)
-        while step < total:
-            n = min(chunk_len - step % chunk_len, total - step)
-            if n not in chunk_fns:
-                chunk_fns[n] = jit_chunk(program, n)
-            state, step_metrics = chunk_fns[n](state, hp, data)
-            step += n
-            if step % every == 0 or step == total:
-                evaluated = distributed.to_host({**evaluate(state, hp, data), **step_metrics})
-                record = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
-                          "experiments": metrics.experiment_records(evaluated, exps)}
-                if writer:
-                    writer.write(record)
-                for w in extra_writers:
-                    w.write(record)
-                if bar:
-                    bar.update(step, _best_so_far(record))
-            if step % ckpt_every == 0 or step == total or stop:
-                ckpt.save(step, state, {"step": step})
-            if stop and step < total:
-                ckpt.wait()
-                raise Interrupted(
-                    f"stopped by signal {stop[0]} at step {step}/{total}; checkpoint saved. "
-                    f"Resume with the same command and --resume (workdir {workdir})"
-                )
-        ckpt.wait()
-    for w in extra_writers:
-        w.close()
+    try:
+        with checkpoint.Checkpointer(workdir, max_to_keep=cfg.ckpt.max_to_keep) as ckpt:
+            state, step = _initial_state(ckpt, workdir, start, init, keys, hp, data, stream)
+            if writer:
+                writer.truncate_after(step)
+            bar = metrics.Progress(total, step, stream) if progress and writer else None
+            t0 = time.perf_counter()
+            chunk_len = _chunk_length(every, ckpt_every)
+            while step < total:
+                n = min(chunk_len - step % chunk_len, total - step)
+                if n not in chunk_fns:
+                    chunk_fns[n] = jit_chunk(program, n)
+                state, step_metrics = chunk_fns[n](state, hp, data)
+                step += n
+                if step % every == 0 or step == total:
+                    evaluated = distributed.to_host({**evaluate(state, hp, data), **step_metrics})
+                    record = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
+                              "experiments": metrics.experiment_records(evaluated, exps)}
+                    if writer:
+                        writer.write(record)
+                    for w in extra_writers:
+                        w.write(record)
+                    if bar:
+                        bar.update(step, _best_so_far(record))
+                if step % ckpt_every == 0 or step == total or stop:
+                    ckpt.save(step, state, {"step": step})
+                if stop and step < total:
+                    ckpt.wait()
+                    raise Interrupted(
+                        f"stopped by signal {stop[0]} at step {step}/{total}; checkpoint saved. "
+                        f"Resume with the same command and --resume (workdir {workdir})"
+                    )
+            ckpt.wait()
+    finally:  # stopped or failed runs close their TensorBoard / W&B runs too
+        for w in extra_writers:
+            w.close()
     summary = metrics.build_summary(meta, metrics.read_metrics(workdir / "metrics.jsonl"))
     if writer:
         metrics.write_summary(workdir, summary)
