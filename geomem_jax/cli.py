@@ -6,6 +6,7 @@
     geomem export-graph      --config=FILE[:PRESET] [--config.graph.*=...] --out=DIR
     geomem export-embeddings --workdir=DIR [--step=N] --out=DIR
     geomem zoo      --workdir=DIR [--seeds=N] [--only=PRESET,...] [--self-edges]
+    geomem reproduce --workdir=DIR [--only=CLAIM,...] [--seeds=N] [--quick | --scale=full|quick|paper]
 
 User errors print one line `geomem: error: ...` and exit 2; nothing is overwritten.
 """
@@ -18,7 +19,7 @@ import sys
 from geomem_jax.errors import UserError
 
 DEFAULT_CONFIG = "configs/quickstart.py"
-COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings", "zoo")
+COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings", "zoo", "reproduce")
 FLAGS = {
     "run": {"config", "workdir", "resume", "no-progress", "no-analyze"},
     "train": {"config", "workdir", "resume", "no-progress"},
@@ -26,8 +27,9 @@ FLAGS = {
     "export-graph": {"config", "out", "prefix"},
     "export-embeddings": {"workdir", "step", "out"},
     "zoo": {"workdir", "seeds", "only", "self-edges", "no-progress"},
+    "reproduce": {"workdir", "seeds", "only", "quick", "scale", "no-progress"},
 }
-BOOLEAN_FLAGS = {"no-progress", "no-analyze", "no-plots", "self-edges"}
+BOOLEAN_FLAGS = {"no-progress", "no-analyze", "no-plots", "self-edges", "quick"}
 
 
 def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
@@ -172,6 +174,17 @@ def cmd_zoo(flags, overrides):
     print(f"zoo report: {path}")
 
 
+def cmd_reproduce(flags, overrides):
+    from geomem_jax import reproduce
+
+    workdir = _required(flags, "workdir", "reproduce")
+    path = reproduce.run_reproduce(
+        workdir, only=flags.get("only") or None, seeds=_int_flag(flags, "seeds"), quick=flags.get("quick", False),
+        progress=not flags.get("no-progress"), stream=sys.stderr, scale=flags.get("scale"),
+    )
+    print(f"reproduction report: {path}")
+
+
 def results_table(summary: dict) -> str:
     """Held-out accuracy per experiment, then mean ± 95% CI per sweep point."""
     present = {k for e in summary["experiments"] for k in e["final"]}
@@ -203,6 +216,7 @@ def _fmt(v):
 HANDLERS = {
     "run": cmd_run, "train": cmd_train, "analyze": cmd_analyze,
     "export-graph": cmd_export_graph, "export-embeddings": cmd_export_embeddings, "zoo": cmd_zoo,
+    "reproduce": cmd_reproduce,
 }
 
 
