@@ -177,11 +177,14 @@ def cmd_zoo(flags, overrides):
 def cmd_reproduce(flags, overrides):
     from geomem_jax import reproduce
 
+    if overrides:
+        raise UserError("geomem reproduce: --config.* overrides are not accepted (each claim builds its own configs)")
     workdir = _required(flags, "workdir", "reproduce")
     path = reproduce.run_reproduce(
         workdir, only=flags.get("only") or None, seeds=_int_flag(flags, "seeds"), quick=flags.get("quick", False),
         progress=not flags.get("no-progress"), stream=sys.stderr, scale=flags.get("scale"),
     )
+    print(reproduce.table_text(path))
     print(f"reproduction report: {path}")
 
 

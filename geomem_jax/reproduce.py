@@ -95,13 +95,16 @@ SCALES = {
     # CI: a few minutes; verdicts are computed but sizes are too small to decide.
     "quick": Scale(
         name="quick", seeds=2,
+        # G(40, 4): the smallest star whose 10 held-out leaves still give a readable accuracy;
+        # the quickstart model reaches ~0.6-0.9 first decision there in 1000 steps (seconds of compute).
         base=(_QS, (
-            ("graph.degree", "20"), ("graph.path_length", "4"), ("model.width", "32"),
-            ("train.steps", "300"), ("train.batch_size", "64"), ("opt.warmup_steps", "20"),
-            ("eval.every", "50"), ("ckpt.every", "300"),
+            ("graph.degree", "40"), ("graph.path_length", "4"),
+            ("train.steps", "1000"), ("train.batch_size", "64"), ("opt.warmup_steps", "20"),
+            ("eval.every", "100"), ("ckpt.every", "1000"),
         )),
         full_path=(("task.target", "full_path"),),
-        mamba=(("model.family", "mamba"), ("train.steps", "100"), ("eval.every", "100"), ("ckpt.every", "100")),
+        mamba=(("model.family", "mamba"), ("model.width", "32"), ("train.steps", "200"), ("eval.every", "100"),
+               ("ckpt.every", "200")),
         in_context=(_QS, (
             ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "5"),
             ("task.target", "full_path"), ("model.width", "32"), ("model.init_scale", "0.3"), ("opt.lr", "3e-3"),
@@ -111,7 +114,7 @@ SCALES = {
         zoo_graphs=("star", "grid"), zoo_models=("neural_net", "associative"),
         knobs=("configs/knobs.py:paper", (("model.width", "32"), ("train.steps", "200"), ("eval.every", "100"),
                                           ("ckpt.every", "200"))),
-        pauses=(0, 1, 2, 4), pause_every=50,
+        pauses=(0, 1, 2, 4), pause_every=100,
     ),
     # The paper's sizes (accelerators; not run on the CPU): G(5000, 5) GPT-mid, release zoo, knobs.
     "paper": Scale(
@@ -400,10 +403,11 @@ class Context:
         run_dir = self.workdir / spec.key
         cfg = spec.build()
         saved_path = run_dir / "config.json"
-        if saved_path.is_file() and _saved_config(run_dir) != _config_dict(cfg):
+        differing = config_differences(_saved_config(run_dir), _config_dict(cfg)) if saved_path.is_file() else []
+        if differing:
             raise UserError(
-                f"{run_dir} holds a run of a different config (other --seeds, --quick or --scale?); "
-                f"use another --workdir or delete that directory"
+                f"{run_dir} holds a run of a different config (differs at: {', '.join(differing)}; other --seeds, "
+                f"--quick or --scale?); use another --workdir or delete that directory"
             )
         summary_path = run_dir / "summary.json"
         t0 = time.perf_counter()
@@ -806,9 +810,28 @@ def claim_finished(ctx: Context, claim: str) -> bool:
         return all((d / "summary.json").is_file() and _saved_seeds(d) == tuple(range(ctx.seeds)) for d in dirs)
     for spec in ctx.plan[claim]:
         run_dir = ctx.workdir / spec.key
-        if not (run_dir / "summary.json").is_file() or _saved_config(run_dir) != _config_dict(spec.build()):
+        if not (run_dir / "summary.json").is_file():
+            return False
+        if config_differences(_saved_config(run_dir), _config_dict(spec.build())):
             return False
     return True
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose saved value differs from the current config's.
+
+    Keys only in `current` are not differences: a section added to the base config after
+    the run was trained (with its default) does not make a finished run stale.
+    """
+    out = []
+    for key, value in saved.items():
+        if key not in current:
+            out.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(current[key], dict):
+            out += config_differences(value, current[key], f"{prefix}{key}.")
+        elif value != current[key]:
+            out.append(prefix + key)
+    return out
 
 
 def _config_dict(cfg) -> dict:

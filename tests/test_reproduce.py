@@ -241,3 +241,11 @@ def test_run_without_summary_is_resumed_and_other_seeds_refused(tiny_reproductio
         "hardest token alone, in-weights", "in-context path-star at chance"]
     with pytest.raises(UserError, match="different config"):
         R.run_reproduce(workdir, only=["hardest_token"], quick=True, seeds=3, progress=False)
+
+
+def test_config_differences_ignores_sections_added_later():
+    saved = {"model": {"width": 64, "layers": 1}, "train": {"steps": 300}}
+    assert R.config_differences(saved, {**saved, "logging": {"wandb": False}}) == []  # new section: still valid
+    changed = {"model": {"width": 32, "layers": 1}, "train": {"steps": 300}}
+    assert R.config_differences(saved, changed) == ["model.width"]
+    assert R.config_differences(saved, {"model": {"width": 64}, "train": {"steps": 300}}) == ["model.layers"]
