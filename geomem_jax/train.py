@@ -257,16 +257,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         if frozen_key is not None:
             updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
         params = optax.apply_updates(state["params"], updates)
-        ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
-        new_state = {
-            "params": keep(params, state["params"]),
-            "opt_state": keep(opt_state, state["opt_state"]),
-            "key": key,
-            "step": step + 1,
-            "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), step, state["diverged_at"]),
-        }
-        return new_state, {"train/loss": loss}
+        return _guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
 
     def last_logits(params, tokens_BxT, vocab_mask_V):
         return _masked(apply(params, tokens_BxT)[:, -1], vocab_mask_V)
@@ -381,6 +372,20 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         return {"edge/recall_at_degree": recall}
 
     return Program(init=init, step=step_fn, evaluate=evaluate)
+
+
+def _guarded_update(state, params, opt_state, key, loss):
+    """The next state, unless the loss is not finite: then this experiment freezes where it was
+    and records the step it diverged at (the other experiments of the sweep go on)."""
+    ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
+    keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
+    return {
+        "params": keep(params, state["params"]),
+        "opt_state": keep(opt_state, state["opt_state"]),
+        "key": key,
+        "step": state["step"] + 1,
+        "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), state["step"], state["diverged_at"]),
+    }
 
 
 def _leaf(params, path):
@@ -521,13 +526,8 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         lr = lr_at(state["step"], hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
         updates, opt_state = adamw(cfg.opt, lr, hp["weight_decay"]).update(grads, state["opt_state"], state["params"])
-        ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
-        return {
-            "params": keep(optax.apply_updates(state["params"], updates), state["params"]),
-            "opt_state": keep(opt_state, state["opt_state"]), "key": key, "step": state["step"] + 1,
-            "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), state["step"], state["diverged_at"]),
-        }, {"train/loss": loss}
+        params = optax.apply_updates(state["params"], updates)
+        return _guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
 
     def evaluate(state, hp, data):
         params = state["params"]
