@@ -112,7 +112,9 @@ def cmd_train(flags, overrides, command="train"):
 
     cfg = load(flags, overrides, DEFAULT_CONFIG if command == "run" else None)
     workdir = flags.get("workdir") or (f"runs/{cfg.name}" if command == "run" else _required(flags, "workdir", command))
-    summary = loop.run(cfg, workdir, resume=flags.get("resume", False), progress=not flags.get("no-progress"))
+    # `geomem run` twice continues (or just re-reports) the same run instead of refusing.
+    resume = flags.get("resume", "auto" if command == "run" else False)
+    summary = loop.run(cfg, workdir, resume=resume, progress=not flags.get("no-progress"))
     print(results_table(summary))
     print(f"run directory: {workdir}")
     return workdir
