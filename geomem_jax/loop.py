@@ -108,6 +108,7 @@ def run(cfg, workdir, resume=False, progress: bool = True, stream=None) -> dict:
     workdir = pathlib.Path(workdir)
     cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
     exps, program, data, meta = train.build(cfg)  # validates before touching the workdir
+    train.check_memory(cfg, program, data, len(exps))
     with _stop_requests() as stop, workdir_lock(workdir):
         try:
             start = _prepare_workdir(workdir, cfg_dict, resume)

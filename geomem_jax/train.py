@@ -621,3 +621,57 @@ def make_train(cfg):
         return state, {**program.evaluate(state, hp, data), **last}
 
     return train, (sweep.seed_keys(exps), sweep.hparam_arrays(exps), data)
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def memory_per_experiment(cfg, program, data) -> int:
+    """Estimated peak bytes of one experiment: its data, state (params + optimiser), gradients
+    and the activations of one training step (logits dominate: batch x T x V)."""
+    one = lambda x: x[0]
+    data_1 = jax.tree_util.tree_map(one, data)
+    hp_1 = {k: jnp.float32(1e-3) for k in sweep.HPARAMS}
+    state = jax.eval_shape(program.init, jax.ShapeDtypeStruct((2,), jnp.uint32), hp_1, data_1)
+    nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
+    state_bytes = nbytes(state)
+    param_bytes = nbytes(state["params"])
+    inputs = data_1.get("train_inputs")
+    if inputs is None:  # node2vec / in-context: dense N x N (or per-batch) work arrays
+        act_bytes = 4 * nbytes(data_1)
+    else:
+        rows = inputs.shape[0] if cfg.train.full_batch else cfg.train.batch_size
+        seq_len, vocab = inputs.shape[1], data_1["vocab_mask"].shape[0]
+        width, layers = cfg.model.width, cfg.model.layers
+        act_bytes = 4 * rows * seq_len * (3 * vocab + 24 * width * layers)
+    return int(nbytes(data_1) + state_bytes + param_bytes + act_bytes)
+
+
+def device_memory_bytes() -> int:
+    """Memory of one device: the accelerator's limit, or the host's RAM on CPU."""
+    import os
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(cfg, program, data, num_experiments: int, available: int | None = None) -> int:
+    """Refuses a sweep whose estimated footprint does not fit 90% of a device; returns the estimate."""
+    from geomem_jax import distributed
+    from geomem_jax.errors import UserError
+
+    per_exp = memory_per_experiment(cfg, program, data)
+    devices = distributed.num_devices(cfg.mesh.devices)
+    per_device = -(-num_experiments // devices)
+    available = available or device_memory_bytes()
+    budget = 0.9 * available
+    if per_exp * per_device > budget:
+        fit = max(int(budget // per_exp), 0) * devices
+        raise UserError(
+            f"the sweep needs about {per_exp * per_device / 2**30:.1f} GiB per device ({per_device} experiments x "
+            f"{per_exp / 2**20:.0f} MiB) but a device has {available / 2**30:.1f} GiB: run at most {fit} experiments "
+            "(fewer sweep.seeds / sweep.* values / sweep.graphs), a smaller train.batch_size, or more devices (mesh.devices)"
+        )
+    return per_exp

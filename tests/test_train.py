@@ -358,3 +358,16 @@ def test_make_train_is_the_same_run_as_the_host_loop(run_a):
         assert float(metrics_S["test/first_token"][i]) == pytest.approx(exp["final"]["test/first_token"], abs=1e-6)
         assert float(metrics_S["edge/recall_at_degree"][i]) == pytest.approx(exp["final"]["edge/recall_at_degree"], abs=1e-6)
         assert float(metrics_S["train/loss"][i]) == pytest.approx(exp["final"]["train/loss"], rel=1e-4)
+
+
+def test_memory_estimate_refuses_a_sweep_that_cannot_fit(tiny_cfg_factory):
+    from geomem_jax.errors import UserError
+
+    cfg = tiny_cfg_factory()
+    exps, program, data, _ = train.build(cfg)
+    per_exp = train.check_memory(cfg, program, data, len(exps))  # fits this machine
+    bigger = tiny_cfg_factory(("train.batch_size", "64"))
+    _, program_b, data_b, _ = train.build(bigger)
+    assert train.memory_per_experiment(bigger, program_b, data_b) > per_exp  # activations grow with the batch
+    with pytest.raises(UserError, match=r"run at most 1 experiments"):
+        train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 1.5))
