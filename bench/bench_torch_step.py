@@ -28,29 +28,16 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import timeit, write  # noqa: E402
+from common import pathstar_cpu_setup, timeit, write  # noqa: E402
 
-from geomem_jax import config, loop, sweep, train  # noqa: E402
+from geomem_jax import loop  # noqa: E402
 
 COMMAND = "python bench/bench_torch_step.py"
 STEPS = 10  # steps per timed chunk
 REPEATS = 5
-
-
-def setup_geomem(batch: int):
-    cfg = config.load_config("configs/pathstar.py:cpu")
-    config.apply_override(cfg, "train.batch_size", str(batch))
-    config.apply_override(cfg, "sweep.seeds", "(0,)")
-    exps, program, data, _ = loop.build(cfg)
-    _, dims = train.build_data(cfg, train.build_graphs(cfg), exps)
-    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
-    data = {k: jnp.asarray(v) for k, v in data.items()}
-    state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
-    return cfg, dims, program, state, hp, data
 
 
 def time_geomem(chunk, state, hp, data) -> tuple[dict, dict]:
@@ -176,7 +163,7 @@ def main(argv=None):
         print(md)
         return
 
-    cfg, dims, program, state, hp, data = setup_geomem(args.batch)
+    cfg, dims, program, state, hp, data = pathstar_cpu_setup(args.batch)
     data_np = {k: np.asarray(v) for k, v in data.items()}
     # geomem then torch, twice, keeping the faster of each: a shared machine's load spikes hit one pair, not both.
     chunk = loop.jit_chunk(program, STEPS)

@@ -13,12 +13,11 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from common import matmul_peak_flops, timeit, write  # noqa: E402
+from common import matmul_peak_flops, pathstar_cpu_setup, timeit, write  # noqa: E402
 
-from geomem_jax import config, loop, sweep  # noqa: E402
+from geomem_jax import loop  # noqa: E402
 
 STEPS = 2
 
@@ -30,23 +29,8 @@ def model_flops_per_step(cfg, dims) -> float:
     return 3.0 * per_token * t * b
 
 
-def setup(width: int, seeds: int):
-    cfg = config.load_config("configs/pathstar.py:cpu")
-    config.apply_override(cfg, "model.width", str(width))
-    config.apply_override(cfg, "train.batch_size", "1024")
-    config.apply_override(cfg, "sweep.seeds", str(tuple(range(seeds))))
-    exps, program, data, meta = loop.build(cfg)
-    from geomem_jax import train
-
-    _, dims = train.build_data(cfg, train.build_graphs(cfg), exps)
-    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
-    data = {k: jnp.asarray(v) for k, v in data.items()}
-    state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
-    return cfg, dims, program, state, hp, data
-
-
 def measure(width: int, seeds: int) -> dict:
-    cfg, dims, program, state, hp, data = setup(width, seeds)
+    cfg, dims, program, state, hp, data = pathstar_cpu_setup(1024, seeds, width)
     chunk = loop.jit_chunk(program, STEPS)
     t0 = time.perf_counter()
     holder = [chunk(state, hp, data)[0]]

@@ -53,3 +53,25 @@ def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
     f(a).block_until_ready()
     dt = timeit(lambda: f(a).block_until_ready(), repeats)
     return 2 * n**3 / dt
+
+
+def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None):
+    """The configs/pathstar.py:cpu program with `seeds` vmapped experiments, initialised on device.
+
+    Returns (cfg, dims, program, state, hp, data)."""
+    import jax
+    import jax.numpy as jnp
+
+    from geomem_jax import config, sweep, train
+
+    cfg = config.load_config("configs/pathstar.py:cpu")
+    if width is not None:
+        config.apply_override(cfg, "model.width", str(width))
+    config.apply_override(cfg, "train.batch_size", str(batch))
+    config.apply_override(cfg, "sweep.seeds", str(tuple(range(seeds))))
+    exps, program, data, _ = train.build(cfg)
+    _, dims = train.build_data(cfg, train.build_graphs(cfg), exps)
+    hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
+    return cfg, dims, program, state, hp, data
