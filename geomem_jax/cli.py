@@ -225,36 +225,58 @@ HANDLERS = {
 }
 
 
-def _one_line_background_errors() -> None:
-    """Background threads of storage libraries can fail after an error we already handle (e.g.
-    TensorStore reads of a damaged checkpoint): one line per distinct error, not a traceback."""
-    import threading
+class _BackgroundErrors:
+    """Background threads of storage libraries can fail around an error we already handle (e.g.
+    TensorStore reads of a damaged checkpoint, then asyncio's "Event loop is closed" at shutdown).
+    They are held back while the command runs: after a reported error they are its echoes and are
+    dropped; after a success each distinct one is shown as one line, never as a traceback."""
 
-    seen = set()
+    def __init__(self):
+        self.seen: set[str] = set()
+        self.held: list[str] = []
+        self.outcome: str | None = None  # None while running, then "ok" or "failed"
 
-    def report(exc_type, exc_value):
-        line = f"{getattr(exc_type, '__name__', exc_type)}: {str(exc_value).splitlines()[0][:160] if str(exc_value) else ''}"
-        if line not in seen:
-            seen.add(line)
-            print(f"geomem: note: a background task failed ({line})", file=sys.stderr)
+    def install(self) -> None:
+        import threading
 
-    sys.unraisablehook = lambda u: report(u.exc_type, u.exc_value)
-    threading.excepthook = lambda a: report(a.exc_type, a.exc_value)
+        sys.unraisablehook = lambda u: self.report(u.exc_type, u.exc_value)
+        threading.excepthook = lambda a: self.report(a.exc_type, a.exc_value)
+
+    def report(self, exc_type, exc_value) -> None:
+        first = str(exc_value).splitlines()[0][:160] if str(exc_value) else ""
+        line = f"geomem: note: a background task failed ({getattr(exc_type, '__name__', exc_type)}: {first})"
+        if self.outcome == "failed" or line in self.seen:
+            return
+        self.seen.add(line)
+        if self.outcome == "ok":
+            print(line, file=sys.stderr)
+        else:
+            self.held.append(line)
+
+    def finish(self, failed: bool) -> None:
+        self.outcome = "failed" if failed else "ok"
+        for line in [] if failed else self.held:
+            print(line, file=sys.stderr)
+        self.held = []
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _one_line_background_errors()
+    background = _BackgroundErrors()
+    background.install()
     try:
         command, flags, overrides = parse_args(argv)
         HANDLERS[command](flags, overrides)
     except UserError as err:
+        background.finish(failed=True)
         interrupted = type(err).__name__ == "Interrupted"
         print(f"geomem: {'stopped' if interrupted else 'error'}: {err}", file=sys.stderr)
         return 130 if interrupted else 2
     except KeyboardInterrupt:
+        background.finish(failed=True)
         print("geomem: interrupted; resume with the same command and --resume", file=sys.stderr)
         return 130
+    background.finish(failed=False)
     return 0
 
 

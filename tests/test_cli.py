@@ -131,3 +131,25 @@ def test_user_error_in_a_subprocess_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("geomem: error: ")
     assert "model.heads" in proc.stderr and not (tmp_path / "w").exists()
+
+
+def test_background_errors_are_dropped_after_a_reported_error_and_shown_once_after_success(capsys):
+    from geomem_jax.cli import _BackgroundErrors
+
+    failed = _BackgroundErrors()
+    failed.report(RuntimeError, RuntimeError("Requested byte range"))
+    failed.finish(failed=True)
+    failed.report(RuntimeError, RuntimeError("Event loop is closed"))  # shutdown echo
+    assert capsys.readouterr().err == ""
+
+    ok = _BackgroundErrors()
+    ok.report(OSError, OSError("disk hiccup\nmore detail"))
+    ok.report(OSError, OSError("disk hiccup"))
+    assert capsys.readouterr().err == ""  # held while the command runs
+    ok.finish(failed=False)
+    ok.report(OSError, OSError("disk hiccup"))
+    ok.report(ValueError, ValueError("late"))
+    assert capsys.readouterr().err.splitlines() == [
+        "geomem: note: a background task failed (OSError: disk hiccup)",
+        "geomem: note: a background task failed (ValueError: late)",
+    ]
