@@ -36,7 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = dict(
         family="transformer", layers=2, width=128, heads=4, attention=True, residual=True,
         layernorm=True, positions=True, tied=True, freeze_embeddings=False, mlp_only=False,
-        init="default", init_scale=0.0, dropout=0.0, d_state=16, d_conv=4, expand=2,
+        init="default", init_scale=0.0, position_std=1.0, dropout=0.0, d_state=16, d_conv=4, expand=2,
         dtype="float32", node2vec_objective="full_softmax", walk_length=10, walks_per_node=4,
         window=3, negatives=5, walk_p=1.0, walk_q=1.0,
     )

@@ -44,9 +44,12 @@ ABOVE_CHANCE_FACTOR = 10.0  # "learned": mean >= 10x chance (capped halfway to 1
 AT_CHANCE_TOL = 0.05  # "at chance": |mean - chance| <= max(ci95, this)
 DIFF_TOL = 0.02  # smallest accuracy difference between two arms that counts
 RECALL_MIN = 0.95  # "memorized every edge"
+LOOKUP_MIN = 0.9  # in-context "reads the edge list": teacher-forced accuracy after the first decision
 PAUSE_TARGET = 0.5  # held-out first-decision accuracy whose first crossing is "converged"
 
 FIRST = "test/first_token"
+DECISION = "test/first_decision"  # in-context: argmax over the source's d children
+VALID = "test/first_step_valid"
 EXACT = "test/exact_match"
 MARGIN = "geometry/margin"
 RECALL_KEYS = ("edge/recall_at_degree", "edge/recall_at_5")
@@ -79,14 +82,8 @@ SCALES = {
         base=(_QS, (("eval.every", "100"), ("ckpt.every", "1000"))),
         full_path=(("task.target", "full_path"),),
         mamba=(("model.family", "mamba"), ("train.steps", "1500"), ("eval.every", "500"), ("ckpt.every", "500")),
-        # Token table N(0, 0.3²): at the default 0.02 the N(0, 1) positions drown the token identity and
-        # the model sits on the uniform-loss plateau (ln 18 after 1000 steps at lr 1e-2 or 3e-3).
-        in_context=(_QS, (
-            ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "5"),
-            ("task.target", "full_path"), ("model.layers", "2"), ("model.width", "64"), ("model.heads", "2"),
-            ("model.init_scale", "0.3"), ("opt.lr", "3e-3"), ("opt.weight_decay", "0.01"),
-            ("train.steps", "3000"), ("train.batch_size", "64"), ("eval.every", "500"), ("ckpt.every", "1000"),
-        )),
+        # configs/in_context.py:cpu: G(2, 5), 2 layers × 64, positions N(0, 0.02²), 2000 steps.
+        in_context=("configs/in_context.py:cpu", ()),
         zoo_graphs=("star", "grid", "cycle", "irregular"),
         zoo_models=("transformer", "neural_net", "associative", "node2vec"),
         knobs=("configs/knobs.py:paper", (("ckpt.every", "10000"),)),
@@ -105,10 +102,8 @@ SCALES = {
         full_path=(("task.target", "full_path"),),
         mamba=(("model.family", "mamba"), ("model.width", "32"), ("train.steps", "200"), ("eval.every", "100"),
                ("ckpt.every", "200")),
-        in_context=(_QS, (
-            ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "5"),
-            ("task.target", "full_path"), ("model.width", "32"), ("model.init_scale", "0.3"), ("opt.lr", "3e-3"),
-            ("opt.weight_decay", "0.01"), ("train.steps", "200"), ("train.batch_size", "32"), ("opt.warmup_steps", "20"),
+        in_context=("configs/in_context.py:cpu", (
+            ("model.width", "32"), ("train.steps", "200"), ("train.batch_size", "32"), ("opt.warmup_steps", "20"),
             ("eval.every", "100"), ("ckpt.every", "200"),
         )),
         zoo_graphs=("star", "grid"), zoo_models=("neural_net", "associative"),
@@ -122,11 +117,7 @@ SCALES = {
         base=("configs/pathstar.py:g5000_l5", (("task.target", "hardest_token"),)),
         full_path=(("task.target", "full_path"),),
         mamba=(("model.family", "mamba"),),
-        in_context=("configs/pathstar.py:g5000_l5", (
-            ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "5"),
-            ("task.target", "full_path"), ("task.pause_tokens", "1"), ("model.init_scale", "0.3"), ("train.steps", "50000"),
-            ("eval.every", "5000"),
-        )),
+        in_context=("configs/in_context.py:g2_l5", ()),
         zoo_graphs=("star", "grid", "cycle", "irregular"),
         zoo_models=("transformer", "neural_net", "associative", "node2vec"),
         knobs=("configs/knobs.py:paper", ()),
@@ -253,8 +244,8 @@ def verdict_above_chance(s: dict, chance: float) -> str:
 def verdict_at_chance(s: dict, chance: float) -> str:
     """PASS: |mean − chance| <= band = max(ci95, AT_CHANCE_TOL); FAIL: mean > chance + band.
 
-    Below the band is INCONCLUSIVE: the model has not yet learned to answer with one of the
-    root's children at all (too few steps), so "at chance among the d arms" is not measured.
+    Below the band is INCONCLUSIVE: a choice systematically against the right arm is not chance,
+    but neither is it the knowledge the claim is about.
     """
     if not _ok(s):
         return INCONCLUSIVE
@@ -492,25 +483,44 @@ def claim_hardest_token(ctx: Context) -> list[Row]:
     )]
 
 
+def in_context_lookup_values(summary: dict, path_length: int) -> list:
+    """Per experiment: mean teacher-forced accuracy on n2 … n_{ℓ-2}, the nodes read off the edge list
+    by the "Clever Hans" lookup (n1 is the decision; the goal can be copied from the query)."""
+    keys = [f"test/forced_token_{k}" for k in range(2, max(3, path_length - 1))]
+    values = []
+    for e in summary["experiments"]:
+        got = [e["final"].get(k) for k in keys]
+        values.append(None if None in got else sum(got) / len(got))
+    return values
+
+
 def claim_in_context(ctx: Context) -> list[Row]:
     ic_spec, base_spec = ctx.plan["in_context"]
     ic, base = ctx.run(ic_spec), ctx.run(base_spec)
     ic_cfg = ic_spec.build()
     chance = 1.0 / ic_cfg.graph.degree
     base_chance = 1.0 / _degree_of(ctx, base_spec)
-    first, exact = summary_stat(ic, FIRST), summary_stat(ic, EXACT)
+    decision, exact = summary_stat(ic, DECISION), summary_stat(ic, EXACT)
+    lookup = stat_of(in_context_lookup_values(ic, ic_cfg.graph.path_length))
     base_first = summary_stat(base, FIRST)
-    at_chance, contrast = verdict_at_chance(first, chance), verdict_above_chance(base_first, base_chance)
-    verdict = PASS if (at_chance, contrast) == (PASS, PASS) else FAIL if at_chance == FAIL else INCONCLUSIVE
+    at_chance, contrast = verdict_at_chance(decision, chance), verdict_above_chance(base_first, base_chance)
+    reads_edges = _ok(lookup) and lookup["mean"] >= LOOKUP_MIN
+    verdict = (FAIL if at_chance == FAIL else
+               PASS if (at_chance, contrast, reads_edges) == (PASS, PASS, True) else INCONCLUSIVE)
     return [Row(
         "in_context", "in-context path-star at chance",
         f"Fresh random G({ic_cfg.graph.degree}, {ic_cfg.graph.path_length}) per example, edge list in context.",
-        f"first decision {fmt_stat(first)} (in-weights contrast: {fmt_stat(base_first)})",
+        f"first decision {fmt_stat(decision)}; later nodes (teacher-forced) {fmt_stat(lookup)} "
+        f"(in-weights contrast: {fmt_stat(base_first)})",
         f"{chance:.3g} (1/d)", "in-context first decision stays at chance 1/d",
-        f"PASS if |mean − 1/d| ≤ max(CI, {AT_CHANCE_TOL}) and the in-weights run passes the 'learned' rule; "
-        "FAIL if the in-context mean is above that band; below it (no valid first step yet) is INCONCLUSIVE",
+        f"PASS if |first decision − 1/d| ≤ max(CI, {AT_CHANCE_TOL}), the model reads the edge list (teacher-forced "
+        f"accuracy on n2 … n_(ℓ−2) ≥ {LOOKUP_MIN}) and the in-weights run passes the 'learned' rule; "
+        "FAIL if the first decision is above that band; INCONCLUSIVE otherwise",
         verdict,
-        [f"- run {ctx.link(ic_spec.key)}: first decision {fmt_stat(first)}, exact match {fmt_stat(exact)}",
+        [f"- run {ctx.link(ic_spec.key)}: first decision (the better-scored of the source's d children) "
+         f"{fmt_stat(decision)}, unrestricted first step is a child of the source "
+         f"{fmt_stat(summary_stat(ic, VALID))}, later nodes teacher-forced {fmt_stat(lookup)}, "
+         f"exact match {fmt_stat(exact)}",
          f"- in-weights contrast {ctx.link(base_spec.key)}: {fmt_stat(base_first)} (chance {base_chance:.3g})"],
     )]
 

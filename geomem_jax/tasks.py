@@ -497,6 +497,17 @@ def in_context_batch(key, batch_size: int, degree: int, path_length: int, num_va
                              teacherless=bool(teacherless))
 
 
+def in_context_source_children(inputs_NxT, source_N, degree: int, path_length: int):
+    """Each row's edge-list children and which of them hang off its source (the first decision's options).
+
+    Returns ``(children_NxE, from_source_NxE)``: the ``v`` of every ``u v |`` triple in the prefix and
+    whether its ``u`` is ``source_N``; exactly ``degree`` entries per row are True.
+    """
+    num_edges = degree * (path_length - 1)
+    triples_NxEx3 = inputs_NxT[:, :3 * num_edges].reshape(inputs_NxT.shape[0], num_edges, 3)
+    return triples_NxEx3[..., 1], triples_NxEx3[..., 0] == source_N[:, None]
+
+
 def decode_in_context(example: Examples, num_values: int):
     """Parse one in-context example (1-D fields) into (edges_Ex2, source, goal, path_L) numpy values.
 

@@ -44,7 +44,7 @@ def build_model(model_cfg, vocab_size: int, max_len: int):
             heads=model_cfg.heads, attention=model_cfg.attention, residual=model_cfg.residual,
             layernorm=model_cfg.layernorm, positions=model_cfg.positions, tied=model_cfg.tied,
             freeze_embeddings=model_cfg.freeze_embeddings, mlp_only=model_cfg.mlp_only,
-            dtype=_dtype(model_cfg.dtype),
+            position_std=model_cfg.position_std, dtype=_dtype(model_cfg.dtype),
         )
     if model_cfg.family == "mamba":
         from geomem_jax.models.mamba import Mamba
@@ -449,6 +449,9 @@ def check_config(cfg) -> None:
             raise ConfigError(field, value, "an integer >= 0")
     if cfg.model.family == "transformer" and cfg.model.width % cfg.model.heads:
         raise ConfigError("model.heads", cfg.model.heads, f"a divisor of model.width={cfg.model.width}")
+    if not (isinstance(cfg.model.position_std, (int, float)) and math.isfinite(cfg.model.position_std)
+            and cfg.model.position_std > 0):
+        raise ConfigError("model.position_std", cfg.model.position_std, "a finite number > 0 (release: 1.0)")
     if not 0 < cfg.opt.final_lr_fraction <= 1:
         raise ConfigError("opt.final_lr_fraction", cfg.opt.final_lr_fraction, "in (0, 1]")
     if cfg.train.recipe == "staged" and not 0 < cfg.train.stage1_steps < cfg.train.steps:
@@ -495,6 +498,24 @@ def in_context_dims(cfg) -> tuple[Dims, int]:
     dims = Dims(vocab_size=tasks.vocab_size(num_values), seq_len=prefix + ell - 1, prefix_len=prefix,
                 target_len=ell, num_nodes=num_values, has_paths=True)
     return dims, num_values
+
+
+def _in_context_first_decision(first_QxV, inputs_QxT, targets_QxL, degree: int, path_length: int) -> dict:
+    """The first decision as a choice between the source's ``degree`` children (chance exactly 1/d
+    whether or not the model has learned to read the edge list), and whether the unrestricted
+    argmax is one of those children at all (it has learned the in-context lookup of a valid step).
+
+    ``first_QxV``: logits at the position that predicts n1, after the true source.
+    """
+    children_QxE, from_source_QxE = tasks.in_context_source_children(inputs_QxT, targets_QxL[:, 0],
+                                                                     degree, path_length)
+    child_logits_QxE = jnp.where(from_source_QxE, jnp.take_along_axis(first_QxV, children_QxE, axis=1), -jnp.inf)
+    chosen_Q = jnp.take_along_axis(children_QxE, jnp.argmax(child_logits_QxE, axis=1)[:, None], axis=1)[:, 0]
+    free_Q = jnp.argmax(first_QxV, axis=-1)
+    return {
+        "test/first_decision": jnp.mean(chosen_Q == targets_QxL[:, 1]),
+        "test/first_step_valid": jnp.mean(jnp.any(from_source_QxE & (children_QxE == free_Q[:, None]), axis=1)),
+    }
 
 
 def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout: bool) -> Program:
@@ -546,12 +567,14 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
             return seq, out.at[:, j].set(tok)
 
         _, gen = jax.lax.fori_loop(0, ell, body, (seq, jnp.zeros_like(targets_QxL)))
-        forced = jnp.argmax(model.apply({"params": params}, ex.inputs_NxT), axis=-1)[:, p - 1:]
+        forced_QxLxV = model.apply({"params": params}, ex.inputs_NxT)[:, p - 1:]
         return {
             "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
             "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
-            "test/forced_first_token": jnp.mean(forced[:, 1] == targets_QxL[:, 1]),
             "test/token": jnp.mean(gen == targets_QxL, axis=0),
+            # Teacher-forced: the Clever-Hans signature is high accuracy after n1, chance at n1.
+            "test/forced_token": jnp.mean(jnp.argmax(forced_QxLxV, axis=-1) == targets_QxL, axis=0),
+            **_in_context_first_decision(forced_QxLxV[:, 1], ex.inputs_NxT, targets_QxL, d, ell),
             "diverged_at": state["diverged_at"],
         }
 

@@ -610,6 +610,7 @@ BAD_INPUTS = [
     (_train("--config.graph.edges=sideways"), "graph.edges"),
     (_train("--config.graph.self_edges=maybe"), "config.graph.self_edges"),
     (_train("--config.task.mode=foo"), "task.mode"),
+    (_train("--config.model.position_std=0"), "model.position_std"),
     (_train("--config.task.target=foo"), "task.target"),
     (_train("--config.task.pause_tokens=-1"), "task.pause_tokens"),
     (_train("--config.task.reverse_path=true", "--config.task.target=hardest_token"), "task.reverse_path"),

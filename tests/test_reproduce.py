@@ -50,10 +50,33 @@ def test_verdict_above_chance(stat, chance, expected):
     (S(0.53, 0.01), R.PASS),    # within the 0.05 tolerance
     (S(0.62, 0.20), R.PASS),    # within its own (wide) CI
     (S(0.95, 0.02), R.FAIL),    # far above chance: learned in context
-    (S(0.1, 0.02), R.INCONCLUSIVE),  # below chance: no valid first step yet
+    (S(0.1, 0.02), R.INCONCLUSIVE),  # systematically the wrong arm: not chance, not knowledge
 ])
 def test_verdict_at_chance(stat, expected):
     assert R.verdict_at_chance(stat, 0.5) == expected
+
+
+def _fake_summary(finals: list[dict]) -> dict:
+    return {"experiments": [{"final": f, "hparams": {}} for f in finals]}
+
+
+@pytest.mark.parametrize("decisions, lookup, base_first, expected", [
+    ((0.49, 0.55, 0.46, 0.5), 1.0, 0.84, R.PASS),  # Clever Hans: edge list read, n1 at chance
+    ((0.49, 0.55, 0.46, 0.5), 0.3, 0.84, R.INCONCLUSIVE),  # edge list not read yet: chance means nothing
+    ((0.49, 0.55, 0.46, 0.5), 1.0, 0.01, R.INCONCLUSIVE),  # no in-weights contrast
+    ((0.97, 0.99, 0.95, 0.98), 1.0, 0.84, R.FAIL),  # the decision was learned in context
+])
+def test_in_context_claim_needs_chance_decision_edge_list_reading_and_contrast(
+        tmp_path, decisions, lookup, base_first, expected):
+    ctx = R.Context(tmp_path, R.SCALES["full"], seeds=4, quick=False, progress=False, stream=None)
+    ic_spec, base_spec = ctx.plan["in_context"]
+    ctx._summaries[ic_spec.key] = _fake_summary([
+        {R.DECISION: d, R.VALID: 1.0, R.EXACT: d, "test/forced_token_2": lookup, "test/forced_token_3": lookup}
+        for d in decisions])
+    ctx._summaries[base_spec.key] = _fake_summary([{R.FIRST: base_first + 0.01 * i} for i in range(4)])
+    (row,) = R.claim_in_context(ctx)
+    assert row.verdict == expected
+    assert R.in_context_lookup_values(ctx._summaries[ic_spec.key], 5) == [lookup] * 4
 
 
 @pytest.mark.parametrize("frozen, expected", [
@@ -170,9 +193,8 @@ TINY = dataclasses.replace(
         ("train.steps", "20"), ("train.batch_size", "16"), ("opt.warmup_steps", "2"),
         ("eval.every", "10"), ("ckpt.every", "20"),
     )),
-    in_context=("configs/quickstart.py", (
-        ("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "3"),
-        ("task.target", "full_path"), ("model.width", "16"), ("model.heads", "1"),
+    in_context=("configs/in_context.py:smoke", (
+        ("graph.path_length", "3"), ("model.width", "16"), ("model.heads", "1"),
         ("train.steps", "10"), ("train.batch_size", "8"), ("opt.warmup_steps", "2"),
         ("eval.every", "10"), ("ckpt.every", "10"),
     )),

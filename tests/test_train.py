@@ -371,3 +371,58 @@ def test_memory_estimate_refuses_a_sweep_that_cannot_fit(tiny_cfg_factory):
     assert train.memory_per_experiment(bigger, program_b, data_b) > per_exp  # activations grow with the batch
     with pytest.raises(UserError, match=r"run at most 1 experiments"):
         train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 1.5))
+
+
+# ----------------------------------------------------------------------------- in-context evaluation
+
+
+def _first_decision_reference(first_QxV, batch, degree, ell):
+    """Plain-loop reference: parse each example, pick the best-scoring child of its source."""
+    chosen, valid = [], []
+    for q in range(first_QxV.shape[0]):
+        row = tasks.Examples(*(np.asarray(x)[q] for x in batch))
+        edges, source, _, path = tasks.decode_in_context(row, num_values=first_QxV.shape[1] - 9)
+        children = [v for u, v in edges if u == source]
+        assert len(children) == degree
+        best = max(children, key=lambda v: (first_QxV[q, v], -children.index(v)))
+        chosen.append(best == path[1])
+        valid.append(int(np.argmax(first_QxV[q])) in children)
+    return np.mean(chosen), np.mean(valid)
+
+
+@pytest.mark.parametrize("teacherless", [False, True])
+def test_in_context_first_decision_matches_a_loop_over_decoded_examples(teacherless):
+    degree, ell, num_values = 3, 4, 20
+    batch = tasks.in_context_batch(jax.random.key(3), 64, degree, ell, num_values, teacherless)
+    first_QxV = np.asarray(jax.random.normal(jax.random.key(4), (64, num_values + 9)))
+    p = tasks.in_context_prefix_length(degree, ell)
+    targets_QxL = batch.targets_NxT[:, p - 1:]
+    got = train._in_context_first_decision(jnp.asarray(first_QxV), batch.inputs_NxT, targets_QxL, degree, ell)
+    want_decision, want_valid = _first_decision_reference(first_QxV, batch, degree, ell)
+    assert float(got["test/first_decision"]) == pytest.approx(want_decision)
+    assert float(got["test/first_step_valid"]) == pytest.approx(want_valid)
+    # Logits that put the true n1 on top score 1 on both; logits that favour a wrong child score 0.
+    onehot_QxV = np.zeros_like(first_QxV)
+    onehot_QxV[np.arange(64), np.asarray(targets_QxL[:, 1])] = 5.0
+    right = train._in_context_first_decision(jnp.asarray(onehot_QxV), batch.inputs_NxT, targets_QxL, degree, ell)
+    assert float(right["test/first_decision"]) == 1.0 and float(right["test/first_step_valid"]) == 1.0
+
+
+def test_in_context_run_reports_decision_validity_and_chance_at_init(tiny_cfg_factory, tmp_path):
+    cfg = tiny_cfg_factory(("task.mode", "in_context"), ("graph.degree", "2"), ("graph.path_length", "4"),
+                           ("sweep.seeds", "(0,)"), ("train.steps", "4"), ("eval.every", "4"), ("ckpt.every", "0"))
+    summary = loop.run(cfg, tmp_path / "run", progress=False)
+    final = summary["experiments"][0]["final"]
+    assert {"test/first_decision", "test/first_step_valid", "test/first_token", "test/exact_match"} <= final.keys()
+    # An untrained model picks an arm at random: 512 fixed evaluation rows, chance 1/2 ± 4.5 SE.
+    assert abs(final["test/first_decision"] - 0.5) < 4.5 * math.sqrt(0.25 / train.IN_CONTEXT_EVAL_ROWS)
+
+
+def test_position_std_sets_the_scale_of_the_learned_positions(tiny_cfg_factory):
+    stds = {}
+    for std in ("1.0", "0.02"):
+        cfg = tiny_cfg_factory(("model.position_std", std))
+        model = train.build_model(cfg.model, vocab_size=32, max_len=64)
+        params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 8), jnp.int32))["params"]
+        stds[std] = float(np.std(np.asarray(params["positions"])))
+    assert stds["1.0"] == pytest.approx(1.0, rel=0.1) and stds["0.02"] == pytest.approx(0.02, rel=0.1)
