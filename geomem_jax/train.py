@@ -288,7 +288,13 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         if dims.has_paths:
             metrics.update(_path_metrics(params, data))
         metrics.update(_edge_recall(params, data))
-        metrics["geometry/level"] = _geometric_level(_leaf(params, emb_paths["embedding"]), data)
+        table_VxD = _leaf(params, emb_paths["embedding"])
+        metrics["geometry/level"] = _geometric_level(table_VxD, data)
+        if dims.num_nodes <= LOGIT_MARGIN_MAX_NODES:
+            logits_NxV = _map_rows(lambda p: last_logits(params, p, data["vocab_mask"]), (data["edge_prefix"],),
+                                   node_chunk)
+            margin = logit_margin(table_VxD[:dims.num_nodes], logits_NxV[:, :dims.num_nodes], data)
+            metrics["geometry/logit_margin"], metrics["geometry/logit_margin_top1"] = margin
         return metrics
 
     def _path_metrics(params, data):
@@ -402,6 +408,42 @@ def _geometric_level(table_VxD, data):
         jnp.linalg.norm(u_KxD, axis=-1) * jnp.linalg.norm(v_KxD, axis=-1), 1e-12)
     mask_K = data["recall_mask"] & (data["recall_src"] != data["recall_dst"])
     return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
+
+
+LOGIT_MARGIN_MAX_NODES = 2048  # an N x N logit matrix and an SVD of E per evaluation
+
+
+def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
+    """Geometric margin of any tied-embedding model, from its own edge logits (SPEC §7 generalised).
+
+    L_uv is the model's logit of node v after the edge query of node u. With E = U S Vᵀ, the
+    bilinear map that reproduces L on the nodes is W = E⁺ L (Eᵀ)⁺, and its spectral part
+    W' = V diag(λ) Vᵀ, λ_k = (Vᵀ W V)_kk, gives E W' Eᵀ = Σ_k (u_kᵀ L u_k) u_k u_kᵀ (the part
+    of L diagonal in E's own singular basis; k over singular values above rank_tol·s_max).
+    For an E W Eᵀ model this is exactly `analysis.geometry.geometric_margin`. Neighbours are the
+    undirected training edges; self counts as a neighbour only when self-edges are trained.
+    Returns (margin, margin_top1) averaged over the nodes with a neighbour and a non-neighbour.
+    """
+    n = E_NxD.shape[0]
+    valid_N = data["node_mask"]
+    both_NxN = valid_N[:, None] & valid_N[None, :]
+    L_NxN = jnp.where(both_NxN, L_NxN, 0.0)
+    u_NxR, s_R, _ = jnp.linalg.svd(jnp.where(valid_N[:, None], E_NxD, 0.0), full_matrices=False)
+    keep_R = s_R > rank_tol * s_R[0]
+    lam_R = jnp.where(keep_R, jnp.einsum("nr,nm,mr->r", u_NxR, L_NxN, u_NxR), 0.0)
+    geo_NxN = (u_NxR * lam_R) @ u_NxR.T
+    adj_NxN = jnp.zeros((n, n), jnp.int32).at[data["recall_src"], data["recall_dst"]].add(
+        data["recall_mask"].astype(jnp.int32)) > 0
+    self_NxN = jnp.eye(n, dtype=bool)
+    nbr_NxN = (adj_NxN | adj_NxN.T) & both_NxN  # the diagonal stays only for trained self-edges
+    non_NxN = both_NxN & ~nbr_NxN & ~self_NxN
+    best_nbr_N = jnp.max(jnp.where(nbr_NxN, geo_NxN, -jnp.inf), axis=1)
+    best_non_N = jnp.max(jnp.where(non_NxN, geo_NxN, -jnp.inf), axis=1)
+    scored_N = valid_N & jnp.any(nbr_NxN, axis=1) & jnp.any(non_NxN, axis=1)
+    count = jnp.maximum(jnp.sum(scored_N), 1)
+    margin = jnp.sum(jnp.where(scored_N, best_nbr_N - best_non_N, 0.0)) / count
+    top1 = jnp.sum(scored_N & (best_nbr_N >= best_non_N)) / count
+    return margin, top1
 
 
 def _scale_tables(params, emb_paths, init_scale):

@@ -20,7 +20,7 @@ ZOO_CONFIG = "configs/tiny_graphs.py"
 COLUMNS = (
     ("recall", ("edge/recall_at_degree", "edge/recall_at_5")),
     ("geometric level", ("geometry/level",)),
-    ("geometric margin", ("geometry/margin",)),
+    ("geometric margin", ("geometry/margin", "geometry/logit_margin")),
     ("spectral alignment k=2", ("spectral/alignment_k2",)),
 )
 
@@ -91,8 +91,9 @@ def write_zoo_report(workdir: pathlib.Path, results: dict, seeds: int) -> pathli
         "# Tiny-graph model zoo",
         "",
         f"Every cell: mean ± 95% CI (Student t) over {seeds} seeds. Recall is top-k recall@degree for",
-        "sequence models and recall@5 for Node2Vec; the geometric margin exists for E W Eᵀ models",
-        "(neural_net, associative) and Node2Vec (W = I). Expected (SPEC §8.5): recall 1 everywhere,",
+        "sequence models and recall@5 for Node2Vec. Geometric margin: of E W Eᵀ for the E W Eᵀ models",
+        "(neural_net, associative), W = I for Node2Vec, and for Transformer / Mamba that of the bilinear",
+        "fit of their own edge logits (`geometry/logit_margin`, docs/ANALYSIS.md). Expected (SPEC §8.5): recall 1 everywhere,",
         "margin > 0 for trainable models, ≤ 0 for the frozen-embedding associative control.",
         "",
         "| preset | " + " | ".join(name for name, _ in COLUMNS) + " |",

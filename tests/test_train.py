@@ -426,3 +426,50 @@ def test_position_std_sets_the_scale_of_the_learned_positions(tiny_cfg_factory):
         params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 8), jnp.int32))["params"]
         stds[std] = float(np.std(np.asarray(params["positions"])))
     assert stds["1.0"] == pytest.approx(1.0, rel=0.1) and stds["0.02"] == pytest.approx(0.02, rel=0.1)
+
+
+# ----------------------------------------------------------------------------- margin from edge logits
+
+
+def _margin_data(graph, n_pad, self_edges=False):
+    pairs = np.asarray(graph.directed_edges("both", self_edges=self_edges))
+    k_pad = len(pairs) + 3  # padded pairs point at (0, 0) with mask False
+    src, dst = np.zeros(k_pad, np.int32), np.zeros(k_pad, np.int32)
+    src[:len(pairs)], dst[:len(pairs)] = pairs[:, 0], pairs[:, 1]
+    return {"node_mask": jnp.arange(n_pad) < graph.num_nodes, "recall_src": jnp.asarray(src),
+            "recall_dst": jnp.asarray(dst), "recall_mask": jnp.arange(k_pad) < len(pairs)}
+
+
+@pytest.mark.parametrize("family_spec, dim, self_edges", [
+    ({"family": "path_star", "degree": 3, "path_length": 4}, 16, False),  # N = 10 < D: exact bilinear fit
+    ({"family": "cycle", "num_nodes": 12}, 5, False),  # N > D: L is projected onto E's column space
+    ({"family": "cycle", "num_nodes": 8}, 16, True),
+])
+def test_logit_margin_equals_numpy_margin_of_the_least_squares_bilinear_fit(family_spec, dim, self_edges):
+    from geomem_jax.analysis import geometry
+
+    graph = graphs.make_graph({**family_spec, "seed": 0})
+    n, n_pad = graph.num_nodes, graph.num_nodes + 4
+    rng = np.random.default_rng(1)
+    E_NxD, L_NxN = rng.normal(size=(n, dim)), rng.normal(size=(n, n))
+    W_DxD = np.linalg.pinv(E_NxD) @ L_NxN @ np.linalg.pinv(E_NxD.T)
+    want = geometry.geometric_margin(E_NxD, W_DxD, graph.adjacency(), self_edges=self_edges)
+    # padded rows / columns hold garbage (a sweep member on a smaller graph): they must not count
+    E_pad = np.concatenate([E_NxD, rng.normal(size=(4, dim))]).astype(np.float32)
+    L_pad = np.pad(L_NxN, ((0, 4), (0, 4)), constant_values=-np.inf).astype(np.float32)
+    margin, top1 = train.logit_margin(jnp.asarray(E_pad), jnp.asarray(L_pad), _margin_data(graph, n_pad, self_edges))
+    assert float(margin) == pytest.approx(want["margin"], rel=1e-4, abs=1e-4)
+    assert float(top1) == pytest.approx(want["margin_top1"])
+
+
+def test_logit_margin_of_an_E_W_Et_run_equals_the_analysis_margin(tmp_path):
+    from geomem_jax import config as config_lib
+    from geomem_jax.analysis import analyze
+
+    cfg = config_lib.load_config("configs/tiny_graphs.py:star_neural_net")
+    for dotted, text in (("train.steps", "30"), ("eval.every", "30"), ("ckpt.every", "30"), ("sweep.seeds", "(0,1)")):
+        config_lib.apply_override(cfg, dotted, text)
+    loop.run(cfg, tmp_path / "run", progress=False)
+    during = [e["final"]["geometry/logit_margin"] for e in json.loads((tmp_path / "run/summary.json").read_text())["experiments"]]
+    analysed = [row["scalars"]["geometry/margin"] for row in analyze.analyze_run(tmp_path / "run", make_plots=False)["experiments"]]
+    np.testing.assert_allclose(during, analysed, rtol=1e-3, atol=1e-4)
