@@ -439,9 +439,9 @@ def in_context_prefix_length(degree: int, path_length: int) -> int:
 
 def _check_in_context(degree, path_length, num_values):
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
-        raise ConfigError("task.degree", degree, "an integer >= 1")
+        raise ConfigError("graph.degree", degree, "an integer >= 1")
     if isinstance(path_length, bool) or not isinstance(path_length, (int, np.integer)) or path_length < 2:
-        raise ConfigError("task.path_length", path_length, "an integer >= 2")
+        raise ConfigError("graph.path_length", path_length, "an integer >= 2")
     num_nodes = degree * (path_length - 1) + 1
     if isinstance(num_values, bool) or not isinstance(num_values, (int, np.integer)) or num_values < num_nodes:
         raise ConfigError("task.num_values", num_values,

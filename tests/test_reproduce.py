@@ -271,3 +271,22 @@ def test_config_differences_ignores_sections_added_later():
     changed = {"model": {"width": 32, "layers": 1}, "train": {"steps": 300}}
     assert R.config_differences(saved, changed) == ["model.width"]
     assert R.config_differences(saved, {"model": {"width": 64}, "train": {"steps": 300}}) == ["model.layers"]
+
+
+def test_knobs_claims_read_each_point_and_the_self_edge_share(tmp_path):
+    ctx = R.Context(tmp_path, R.SCALES["full"], seeds=2, quick=False, progress=False, stream=None)
+    spec, self_spec = ctx.plan["knobs"]
+    margins = {"N(0,1) init, lr 1e-4": -0.5, "default init, lr 1e-2": 9.0}  # the rest +3
+    ctx._summaries[spec.key] = {"experiments": [
+        {"hparams": dict(zip(("init_scale", "lr", "weight_decay", "dropout"), point)),
+         "final": {R.MARGIN: margins.get(label, 3.0) + 0.01 * seed, R.NEGATIVE_SHARE: 0.6 + 0.01 * seed}}
+        for label, *point, _, _ in R.KNOB_POINTS for seed in range(2)]}
+    ctx._summaries[self_spec.key] = {"experiments": [
+        {"hparams": {}, "final": {R.MARGIN: 11.0, R.NEGATIVE_SHARE: 0.1 + 0.01 * seed}} for seed in range(2)]}
+    negative, positive, self_edges = R.claim_knobs(ctx)
+    assert "-0.49" in negative.measured and negative.verdict == R.PASS
+    assert positive.verdict == R.PASS and "+3.00" in positive.measured
+    assert self_edges.verdict == R.PASS and "0.605" in self_edges.measured and "0.105" in self_edges.measured
+    ctx._summaries[self_spec.key]["experiments"][0]["final"][R.NEGATIVE_SHARE] = 0.9  # self-edges no better
+    ctx._summaries[self_spec.key]["experiments"][1]["final"][R.NEGATIVE_SHARE] = 0.9
+    assert R.claim_knobs(ctx)[2].verdict == R.FAIL

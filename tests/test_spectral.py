@@ -137,3 +137,16 @@ def test_node2vec_c_matrix_formula_and_is_the_gradient():
     np.testing.assert_allclose(C @ V, grad, atol=1e-6)
     point = spectral.node2vec_trajectory_point(V, adj, np.linalg.eigh(C)[1])
     assert point["proj_V"].shape == (5,) and point["proj_C"].shape == (5,)
+
+
+def test_negative_mode_share_is_the_negative_spectrum_of_E_Wprime_Et():
+    from geomem_jax.analysis import geometry
+
+    rng = np.random.default_rng(0)
+    E_NxD, W_DxD = rng.normal(size=(9, 6)), rng.normal(size=(6, 6))
+    mu = np.linalg.eigvalsh((lambda L: (L + L.T) / 2)(E_NxD @ geometry.spectral_bilinear(E_NxD, W_DxD) @ E_NxD.T))
+    want = np.abs(mu[mu < -1e-9]).sum() / np.abs(mu).sum()
+    assert geometry.negative_mode_share(E_NxD, W_DxD) == pytest.approx(want, rel=1e-8)
+    # A positive semi-definite W (Node2Vec's W = I) has no negative modes; -I has only negative ones.
+    assert geometry.negative_mode_share(E_NxD, np.eye(6)) == 0.0
+    assert geometry.negative_mode_share(E_NxD, -np.eye(6)) == 1.0

@@ -418,7 +418,7 @@ def test_in_context_errors():
     assert err.value.field == "task.num_values" and ">= 10" in str(err.value)
     with pytest.raises(ConfigError) as err:
         tasks.in_context_batch(jax.random.key(0), 2, 3, 1, 50)
-    assert err.value.field == "task.path_length"
+    assert err.value.field == "graph.path_length"
     with pytest.raises(ConfigError) as err:
         tasks.in_context_batch(jax.random.key(0), 2, 0, 4, 50)
-    assert err.value.field == "task.degree"
+    assert err.value.field == "graph.degree"

@@ -9,8 +9,8 @@ What is computed per experiment (node rows 0..N−1 of the token table E):
 - geometry/level                 mean cos(E_u, E_v) over the training's directed edges
 - spectral/alignment_k<k>        `spectral.spectral_alignment` at `default_alignment_ks`
 - geometry/leaf_firsthop_gap     graphs with test paths (≤ 2000 sampled test paths)
-- geometry/margin, margin_top1   models with a bilinear W (meta.model.bilinear), and
-                                 Node2Vec with W = I on its input table
+- geometry/margin, margin_top1,  models with a bilinear W (meta.model.bilinear), and
+  negative_mode_share            Node2Vec with W = I on its input table
 - edge/recall_at_5, edge/recall_at_degree
                                  models with a node×node score: Node2Vec V Vᵀ (V Uᵀ if
                                  untied), bilinear E W Eᵀ (E W Uᵀ if untied)
@@ -140,6 +140,7 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
         margin = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges)
         scalars["geometry/margin"] = margin["margin"]
         scalars["geometry/margin_top1"] = margin["margin_top1"]
+        scalars["geometry/negative_mode_share"] = geometry.negative_mode_share(E_NxD, W_DxD)
     if scores:
         score_fn = geometry.bilinear_scores(E_NxD, W_DxD, out_NxD)
         succ = graph.successors(direction, self_edges)

@@ -68,6 +68,21 @@ def spectral_bilinear(E_NxD: np.ndarray, W_DxD: np.ndarray) -> np.ndarray:
     return (vt_RxD.T * lam_R) @ vt_RxD
 
 
+def negative_mode_share(E_NxD: np.ndarray, W_DxD: np.ndarray) -> float:
+    """Share of the spectral logits E W′ Eᵀ carried by negative eigendirections (SPEC §8.6).
+
+    E W′ Eᵀ = U diag(μ) Uᵀ with μ_k = s_k² λ_k (E = U S Vᵀ, λ from `spectral_bilinear`), so its
+    eigenvalues are μ; returns Σ_{μ_k<0} |μ_k| / Σ_k |μ_k|. Without self-edges a node must score
+    itself below its neighbours, which on a cycle needs the alternating ("zig-zag") modes with
+    negative weight; with self-edges that need disappears.
+    """
+    E_NxD = np.asarray(E_NxD, dtype=np.float64)
+    _, s_R, vt_RxD = np.linalg.svd(E_NxD, full_matrices=False)
+    mu_R = s_R**2 * np.einsum("rd,de,re->r", vt_RxD, np.asarray(W_DxD, dtype=np.float64), vt_RxD)
+    total = np.abs(mu_R).sum()
+    return float(np.abs(mu_R[mu_R < 0]).sum() / total) if total > 0 else float("nan")
+
+
 def geometric_margin(
     E_NxD: np.ndarray,
     W_DxD: np.ndarray,
