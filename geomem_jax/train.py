@@ -410,7 +410,7 @@ def _geometric_level(table_VxD, data):
     return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
 
 
-LOGIT_MARGIN_MAX_NODES = 2048  # an N x N logit matrix and an SVD of E per evaluation
+LOGIT_MARGIN_MAX_NODES = 1024  # an N x N logit matrix (4 MiB) and an SVD of E per experiment and evaluation
 
 
 def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
