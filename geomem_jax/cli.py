@@ -255,8 +255,9 @@ class _BackgroundErrors:
 
     def finish(self, failed: bool) -> None:
         self.outcome = "failed" if failed else "ok"
-        for line in [] if failed else self.held:
-            print(line, file=sys.stderr)
+        if not failed:
+            for line in self.held:
+                print(line, file=sys.stderr)
         self.held = []
 
 

@@ -30,9 +30,6 @@ from geomem_jax import writers as writers_lib
 from geomem_jax.errors import CheckpointError, UserError
 
 
-build = train.build  # kept for callers of loop.build
-
-
 def jit_chunk(program, chunk_steps: int):
     """jit(vmap(scan `chunk_steps` steps)); the state is donated (updated in place)."""
 

@@ -599,17 +599,20 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
         targets_QxL = ex.targets_NxT[:, p - 1:]
         seq = ex.inputs_NxT
 
-        def body(j, carry):
-            seq, out = carry
-            logits = model.apply({"params": params}, seq)[:, p - 1 + j]
-            tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        def emit(j, tok, seq, out):
             if not teacherless:
                 written = jax.lax.dynamic_update_slice(seq, tok[:, None], (0, jnp.minimum(p + j, seq.shape[1] - 1)))
                 seq = jnp.where(j < ell - 1, written, seq)
             return seq, out.at[:, j].set(tok)
 
-        _, gen = jax.lax.fori_loop(0, ell, body, (seq, jnp.zeros_like(targets_QxL)))
-        forced_QxLxV = model.apply({"params": params}, ex.inputs_NxT)[:, p - 1:]
+        def body(j, carry):
+            logits = model.apply({"params": params}, carry[0])[:, p - 1 + j]
+            return emit(j, jnp.argmax(logits, axis=-1).astype(jnp.int32), *carry)
+
+        # The teacher-forced pass is also greedy decoding's first step (nothing generated yet).
+        forced_QxLxV = model.apply({"params": params}, seq)[:, p - 1:]
+        first = emit(0, jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32), seq, jnp.zeros_like(targets_QxL))
+        _, gen = jax.lax.fori_loop(1, ell, body, first)
         return {
             "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
             "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),

@@ -90,7 +90,7 @@ def test_sweep_member_equals_solo_run_and_first_loss_is_uniform(run_a, tiny_cfg_
     """Seed 1 alone (1-step chunks) == experiment 1 of the 2-seed run; first loss = log(#valid vocab)."""
     _, workdir_a, _ = run_a
     cfg = tiny_cfg_factory(("sweep.seeds", "(1,)"))
-    exps, program, data, _ = loop.build(cfg)
+    exps, program, data, _ = train.build(cfg)
     hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
     data = {k: jnp.asarray(v) for k, v in data.items()}
     state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
@@ -352,7 +352,7 @@ def test_staged_recipe_with_hardest_token_target_runs(tiny_cfg_factory, tmp_path
 def test_bad_configs_are_rejected_before_any_compute(tiny_cfg_factory, overrides, field):
     cfg = tiny_cfg_factory(*overrides)
     with pytest.raises(ConfigError) as err:
-        loop.build(cfg)
+        train.build(cfg)
     assert err.value.field.startswith(field)
 
 

@@ -140,7 +140,7 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
         margin = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges)
         scalars["geometry/margin"] = margin["margin"]
         scalars["geometry/margin_top1"] = margin["margin_top1"]
-        scalars["geometry/negative_mode_share"] = geometry.negative_mode_share(E_NxD, W_DxD)
+        scalars["geometry/negative_mode_share"] = margin["negative_mode_share"]
     if scores:
         score_fn = geometry.bilinear_scores(E_NxD, W_DxD, out_NxD)
         succ = graph.successors(direction, self_edges)

@@ -55,17 +55,27 @@ def _neighbour_mask(adjacency, rows: np.ndarray) -> np.ndarray:
     return adj[rows].toarray() != 0
 
 
+def _spectral_parts(E_NxD: np.ndarray, W_DxD: np.ndarray):
+    """(s_R, vt_RxD, λ_R): economy SVD E = U S Vᵀ and λ_k = (Vᵀ W V)_kk."""
+    _, s_R, vt_RxD = np.linalg.svd(np.asarray(E_NxD, dtype=np.float64), full_matrices=False)
+    lam_R = np.einsum("rd,de,re->r", vt_RxD, np.asarray(W_DxD, dtype=np.float64), vt_RxD)
+    return s_R, vt_RxD, lam_R
+
+
 def spectral_bilinear(E_NxD: np.ndarray, W_DxD: np.ndarray) -> np.ndarray:
     """W' = V diag(λ) Vᵀ with E = U S Vᵀ (economy SVD) and λ_k = (Vᵀ W V)_kk (SPEC §7).
 
     W' keeps only the part of W that is diagonal in E's right singular basis; the
     economy SVD gives rank ≤ min(N, D), so E may be wider than tall.
     """
-    E_NxD = np.asarray(E_NxD, dtype=np.float64)
-    W_DxD = np.asarray(W_DxD, dtype=np.float64)
-    _, _, vt_RxD = np.linalg.svd(E_NxD, full_matrices=False)
-    lam_R = np.einsum("rd,de,re->r", vt_RxD, W_DxD, vt_RxD)
+    _, vt_RxD, lam_R = _spectral_parts(E_NxD, W_DxD)
     return (vt_RxD.T * lam_R) @ vt_RxD
+
+
+def _negative_share(s_R, lam_R) -> float:
+    mu_R = s_R**2 * lam_R
+    total = np.abs(mu_R).sum()
+    return float(np.abs(mu_R[mu_R < 0]).sum() / total) if total > 0 else float("nan")
 
 
 def negative_mode_share(E_NxD: np.ndarray, W_DxD: np.ndarray) -> float:
@@ -74,13 +84,10 @@ def negative_mode_share(E_NxD: np.ndarray, W_DxD: np.ndarray) -> float:
     E W′ Eᵀ = U diag(μ) Uᵀ with μ_k = s_k² λ_k (E = U S Vᵀ, λ from `spectral_bilinear`), so its
     eigenvalues are μ; returns Σ_{μ_k<0} |μ_k| / Σ_k |μ_k|. Without self-edges a node must score
     itself below its neighbours, which on a cycle needs the alternating ("zig-zag") modes with
-    negative weight; with self-edges that need disappears.
+    negative weight; with self-edges that need disappears. Also in `geometric_margin`'s result.
     """
-    E_NxD = np.asarray(E_NxD, dtype=np.float64)
-    _, s_R, vt_RxD = np.linalg.svd(E_NxD, full_matrices=False)
-    mu_R = s_R**2 * np.einsum("rd,de,re->r", vt_RxD, np.asarray(W_DxD, dtype=np.float64), vt_RxD)
-    total = np.abs(mu_R).sum()
-    return float(np.abs(mu_R[mu_R < 0]).sum() / total) if total > 0 else float("nan")
+    s_R, _, lam_R = _spectral_parts(E_NxD, W_DxD)
+    return _negative_share(s_R, lam_R)
 
 
 def geometric_margin(
@@ -103,10 +110,12 @@ def geometric_margin(
     `adjacency` is the undirected 0/1 matrix (its diagonal is ignored).
     Sampling: when N > max_nodes, u runs over a fixed-seed sample of max_nodes nodes
     (each scored against all N nodes); `num_nodes_scored` reports how many were used.
+    `negative_mode_share` (see `negative_mode_share`) comes from the same SVD.
     """
     E_NxD = np.asarray(E_NxD, dtype=np.float64)
     num_nodes = E_NxD.shape[0]
-    right_DxN = spectral_bilinear(E_NxD, W_DxD) @ E_NxD.T
+    s_R, vt_RxD, lam_R = _spectral_parts(E_NxD, W_DxD)
+    right_DxN = ((vt_RxD.T * lam_R) @ vt_RxD) @ E_NxD.T
     rows_R = sample_nodes(num_nodes, max_nodes, seed)
     margins, hits = [], []
     for start in range(0, len(rows_R), ROW_CHUNK):
@@ -126,12 +135,15 @@ def geometric_margin(
         hits.append((best_nbr_C >= best_non_C)[valid_C])
     margins_U = np.concatenate(margins)
     hits_U = np.concatenate(hits)
+    share = _negative_share(s_R, lam_R)
     if margins_U.size == 0:
-        return {"margin": float("nan"), "margin_top1": float("nan"), "num_nodes_scored": 0}
+        return {"margin": float("nan"), "margin_top1": float("nan"), "num_nodes_scored": 0,
+                "negative_mode_share": share}
     return {
         "margin": float(margins_U.mean()),
         "margin_top1": float(hits_U.mean()),
         "num_nodes_scored": int(margins_U.size),
+        "negative_mode_share": share,
     }
 
 
