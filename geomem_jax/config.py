@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import math
 import pathlib
 
 import ml_collections
@@ -130,3 +131,66 @@ def _unknown_key(dotted: str, section) -> ConfigError:
 
 def to_dict(cfg) -> dict:
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+
+
+# ----------------------------------------------------------------------------- validation
+
+RECIPES = ("mixed", "staged", "edges")
+SCHEDULES = ("cosine", "constant")
+MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
+TASK_MODES = ("in_weights", "in_context")
+
+
+def check_config(cfg) -> None:
+    """Ranges and combinations that can be checked before any compute."""
+    if cfg.train.recipe not in RECIPES:
+        raise ConfigError("train.recipe", cfg.train.recipe, f"one of {', '.join(RECIPES)}")
+    if cfg.opt.schedule not in SCHEDULES:
+        raise ConfigError("opt.schedule", cfg.opt.schedule, f"one of {', '.join(SCHEDULES)}")
+    if cfg.model.family not in MODEL_FAMILIES:
+        raise ConfigError("model.family", cfg.model.family, f"one of {', '.join(MODEL_FAMILIES)}")
+    positive = {
+        "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
+        "eval.every": cfg.eval.every, "model.layers": cfg.model.layers, "model.width": cfg.model.width,
+        "model.heads": cfg.model.heads, "eval.node_chunk": cfg.eval.node_chunk, "eval.row_chunk": cfg.eval.row_chunk,
+    }
+    for field, value in positive.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(field, value, "an integer > 0")
+    for field, value in {"opt.warmup_steps": cfg.opt.warmup_steps, "ckpt.every": cfg.ckpt.every}.items():
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(field, value, "an integer >= 0")
+    if cfg.model.family == "transformer" and cfg.model.width % cfg.model.heads:
+        raise ConfigError("model.heads", cfg.model.heads, f"a divisor of model.width={cfg.model.width}")
+    if not (isinstance(cfg.model.position_std, (int, float)) and math.isfinite(cfg.model.position_std)
+            and cfg.model.position_std > 0):
+        raise ConfigError("model.position_std", cfg.model.position_std, "a finite number > 0 (release: 1.0)")
+    if not 0 < cfg.opt.final_lr_fraction <= 1:
+        raise ConfigError("opt.final_lr_fraction", cfg.opt.final_lr_fraction, "in (0, 1]")
+    if cfg.train.recipe == "staged" and not 0 < cfg.train.stage1_steps < cfg.train.steps:
+        raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, f"in (0, train.steps={cfg.train.steps})")
+    if cfg.task.reverse_path and cfg.task.target == "hardest_token":
+        raise ConfigError("task.reverse_path", True, "false when task.target=hardest_token (no reversed hardest token)")
+    if cfg.task.mode not in TASK_MODES:
+        raise ConfigError("task.mode", cfg.task.mode, f"one of {', '.join(TASK_MODES)}")
+    if cfg.task.pause_tokens < 0:
+        raise ConfigError("task.pause_tokens", cfg.task.pause_tokens, "an integer >= 0")
+    if not (math.isfinite(cfg.opt.lr) and cfg.opt.lr > 0):
+        raise ConfigError("opt.lr", cfg.opt.lr, "a finite number > 0")
+    for field in ("b1", "b2"):
+        if not 0 <= cfg.opt[field] < 1:
+            raise ConfigError(f"opt.{field}", cfg.opt[field], "a number in [0, 1)")
+    if not cfg.opt.eps > 0:
+        raise ConfigError("opt.eps", cfg.opt.eps, "a number > 0")
+    if not isinstance(cfg.ckpt.max_to_keep, int) or cfg.ckpt.max_to_keep < 1:
+        raise ConfigError("ckpt.max_to_keep", cfg.ckpt.max_to_keep, "an integer >= 1")
+    from geomem_jax import distributed
+
+    distributed.num_devices(cfg.mesh.devices)  # more devices than present: refuse before any work
+    from geomem_jax import writers
+
+    logging_opts = writers.settings(cfg.logging)  # a missing tensorboardX / wandb: refuse up front too
+    if logging_opts["tensorboard"]:
+        writers.summary_writer_class()
+    if logging_opts["wandb"]:
+        writers.import_wandb()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from geomem_jax import config
 from geomem_jax import reproduce as R
 from geomem_jax.errors import ConfigError, UserError
 
@@ -157,7 +158,7 @@ def test_every_scale_builds_valid_configs(scale):
     runs = {s.key: s for specs in R.plan(sizes, sizes.seeds).values() for s in specs}
     for spec in runs.values():
         cfg = spec.build()
-        train.check_config(cfg)
+        config.check_config(cfg)
         assert tuple(cfg.sweep.seeds) == tuple(range(sizes.seeds))
         assert cfg.ckpt.every == 0 or cfg.ckpt.every % cfg.eval.every == 0
     base = runs["hardest_token/transformer"].build()
