@@ -363,6 +363,9 @@ class StackedTables(NamedTuple):
     out_degree_SxN: np.ndarray  # 0 on padded nodes
     node_mask_SxN: np.ndarray
     edge_prefix_SxNxPe: np.ndarray  # edge query for every node (padded nodes: [PAD])
+    # The by-kind layout: edge examples at their own length Pe, scored at their last position only.
+    edge_query_SxExPe: np.ndarray  # int32 `[EDGE] u [PAUSE]*`
+    edge_next_SxE: np.ndarray  # int32 v
 
 
 def _stack_examples(examples: list[Examples], pad_ids, rows: int, length: int):
@@ -426,7 +429,8 @@ def stack_tables(tables: list[TaskTables]) -> StackedTables:
         path_length_S=np.array([t.path_length for t in tables], np.int32),
         target_length_S=np.array([t.target_length for t in tables], np.int32),
         recall_src_SxK=recall_src, recall_dst_SxK=recall_dst, recall_mask_SxK=recall_mask,
-        out_degree_SxN=out_degree, node_mask_SxN=node_mask, edge_prefix_SxNxPe=edge_prefix)
+        out_degree_SxN=out_degree, node_mask_SxN=node_mask, edge_prefix_SxNxPe=edge_prefix,
+        edge_query_SxExPe=np.ascontiguousarray(edge[0][:, :, :pe]), edge_next_SxE=edge[1][:, :, pe - 1].copy())
 
 
 # ---------------------------------------------------------------------------- in-context

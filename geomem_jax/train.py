@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from geomem_jax import config, graphs, sweep, tasks
+from geomem_jax import config, evals, graphs, sweep, tasks
 from geomem_jax.errors import ConfigError
+from geomem_jax.models.common import unembed
 from geomem_jax.program import Program
 
-NEG_INF = -1e9
 
 
 # ----------------------------------------------------------------------------- model
@@ -105,15 +105,23 @@ class Dims:
     """Static shapes of one sweep (every experiment padded to these)."""
 
     vocab_size: int
-    seq_len: int
+    seq_len: int  # path examples (and the padded layout's rows)
     prefix_len: int
     target_len: int
     num_nodes: int
     has_paths: bool
+    edge_len: int = 0  # edge queries `[EDGE] u [PAUSE]*`
+    edge_rows: int = 0  # by-kind layout: static edge / path slots of one batch
+    path_rows: int = 0
 
 
 def build_graphs(cfg) -> list:
     return [graphs.make_graph(g) for g in sweep.graph_configs(cfg)]
+
+
+# Tables only one layout reads (the others are shared): dropped before they reach the device.
+PADDED_ONLY = ("train_inputs", "train_targets", "train_weights", "edge_inputs", "edge_targets", "edge_weights")
+BY_KIND_ONLY = ("edge_query", "edge_next")
 
 
 def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
@@ -123,21 +131,49 @@ def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
         tasks.build_task_tables(g, spec, direction=cfg.graph.edges, self_edges=cfg.graph.self_edges)
         for g in graph_list
     ]
-    stacked = tasks.stack_tables([per_graph[e.graph_index] for e in exps])._asdict()
+    chosen = [per_graph[e.graph_index] for e in exps]
+    stacked = tasks.stack_tables(chosen)._asdict()
     parents = [_parent_table(g) for g in graph_list]
     n_max = max(g.num_nodes for g in graph_list)
     stacked["parent_SxN"] = np.stack([tasks.pad_to(parents[e.graph_index], (n_max,), -1) for e in exps])
     stacked["root_S"] = np.array([graph_list[e.graph_index].root or 0 for e in exps], np.int32)
-    stacked["first_index_S"] = np.array([_first_decision_index(spec, per_graph[e.graph_index]) for e in exps], np.int32)
+    stacked["first_index_S"] = np.array([_first_decision_index(spec, t) for t in chosen], np.int32)
+    stacked.update(_successor_tables(chosen, n_max))
+    has_paths = all(g.has_paths for g in graph_list)
+    edge_rows, path_rows = batch_rows(cfg.train, stacked["edge_rows_S"], stacked["train_path_rows_S"], has_paths)
     dims = Dims(
         vocab_size=stacked["vocab_mask_SxV"].shape[1],
         seq_len=stacked["train_inputs_SxRxT"].shape[2],
         prefix_len=stacked["test_prefix_SxQxP"].shape[2],
         target_len=stacked["test_targets_SxQxL"].shape[2],
         num_nodes=n_max,
-        has_paths=all(g.has_paths for g in graph_list),
+        has_paths=has_paths,
+        edge_len=stacked["edge_query_SxExPe"].shape[2],
+        edge_rows=edge_rows, path_rows=path_rows,
     )
-    return stacked, dims
+    unused = PADDED_ONLY if cfg.train.batch_layout == "by_kind" else BY_KIND_ONLY
+    return {k: v for k, v in stacked.items() if _SHAPE_SUFFIX.sub("", k) not in unused}, dims
+
+
+def _successor_tables(tables, n_max: int) -> dict:
+    """Every node's successors for edge recall: up to evals.TOPK_CAP of them in succ_SxNxK
+    (-1 padded), and the few nodes with more ("hubs", e.g. a star's root) listed apart."""
+    degrees = [np.diff(t.succ_indptr_N1) for t in tables]
+    k = max(1, min(evals.TOPK_CAP, max(int(d.max(initial=0)) for d in degrees)))
+    hubs = [np.flatnonzero(d > k) for d in degrees]
+    h = max(len(x) for x in hubs)
+    m = max([int(d[x].max(initial=0)) for d, x in zip(degrees, hubs)] + [1])
+    succ = np.full((len(tables), n_max, k), -1, np.int32)
+    hub_nodes = np.zeros((len(tables), h), np.int32)
+    hub_succ = np.full((len(tables), h, m), -1, np.int32)
+    for i, t in enumerate(tables):
+        ptr = t.succ_indptr_N1
+        for u in np.flatnonzero((degrees[i] > 0) & (degrees[i] <= k)):
+            succ[i, u, :degrees[i][u]] = t.succ_indices_K[ptr[u]:ptr[u + 1]]
+        for j, u in enumerate(hubs[i]):
+            hub_nodes[i, j] = u
+            hub_succ[i, j, :degrees[i][u]] = t.succ_indices_K[ptr[u]:ptr[u + 1]]
+    return {"succ_table_SxNxK": succ, "hub_nodes_SxH": hub_nodes, "hub_succ_SxHxM": hub_succ}
 
 
 def _parent_table(graph) -> np.ndarray:
@@ -158,219 +194,245 @@ def _first_decision_index(spec, tables) -> int:
     return tables.target_length - 2 if spec.reverse_path else 1
 
 
+# ----------------------------------------------------------------------------- batches
+
+OVERFLOW_SIGMAS = 6.0  # uniform mixing: a kind's slots cover its Binomial count up to mean + 6σ
+
+
+def stratified_edge_rows(batch: int, edge_rows_S, path_rows_S, xp=np):
+    """Edge rows of a stratified mixed batch: the proportional count, at least one of each kind."""
+    share = edge_rows_S / xp.maximum(edge_rows_S + path_rows_S, 1)
+    return xp.clip(xp.round(batch * share), 1, batch - 1).astype(xp.int32)
+
+
+def batch_rows(train_cfg, edge_rows_S, path_rows_S, has_paths: bool) -> tuple[int, int]:
+    """Static (edge, path) slots of one by-kind batch, the same for every experiment of a sweep.
+
+    `mixed` draws uniformly from edges ∪ paths (train.mixing=uniform), so its edge count is
+    Binomial(B, E/(E+P)): each kind gets slots up to mean + 6σ and unused slots are masked
+    (a batch beyond that drops its extra rows; probability < 1e-9 per step). `stratified`
+    draws the proportional count exactly: no slack. `staged` needs B of each (one stage each).
+    """
+    b = train_cfg.batch_size
+    edges_only = train_cfg.recipe == "edges" or not has_paths
+    if train_cfg.full_batch:
+        return int(edge_rows_S.max()), 0 if edges_only else int(path_rows_S.max())
+    if edges_only:
+        return b, 0
+    if train_cfg.recipe == "staged":
+        return b, b
+    if train_cfg.mixing == "stratified":
+        edge_S = stratified_edge_rows(b, edge_rows_S, path_rows_S)
+        return int(edge_S.max()), int((b - edge_S).max())
+    share_S = edge_rows_S / np.maximum(edge_rows_S + path_rows_S, 1)
+    slots = lambda p: min(b, int(np.ceil((b * p + OVERFLOW_SIGMAS * np.sqrt(b * p * (1 - p))).max())))
+    return max(1, slots(share_S)), max(1, slots(1 - share_S))
+
+
+def _draw_mixed_uniform(key, batch: int, edge_slots: int, path_slots: int, data):
+    """The padded layout's uniform draw from edges ∪ paths, split by kind into static slots.
+
+    Returns (edge_idx, edge_valid, path_idx, path_valid): the same rows as `train_*` row
+    draws u < E (edges) and u - E (paths), in draw order.
+    """
+    e, r = data["edge_rows"], data["edge_rows"] + data["train_path_rows"]
+    u_B = jax.random.randint(key, (batch,), 0, jnp.maximum(r, 1))
+    is_edge_B = u_B < e
+    n_edge = jnp.sum(is_edge_B)
+    order_B = jnp.argsort(~is_edge_B, stable=True)  # edge draws first, each kind in draw order
+    edge_valid, path_valid = jnp.arange(edge_slots) < n_edge, jnp.arange(path_slots) < batch - n_edge
+    edge_idx = u_B[order_B[:edge_slots]]  # edge_slots <= batch (batch_rows)
+    path_idx = u_B[jnp.take(order_B, n_edge + jnp.arange(path_slots), mode="clip")] - e
+    # unused slots read row 0 (weight 0): an index past the table would gather garbage
+    return jnp.where(edge_valid, edge_idx, 0), edge_valid, jnp.where(path_valid, path_idx, 0), path_valid
+
+
+def _draw_by_kind(key, step, cfg, dims: Dims, stage1: int, data):
+    """Row indices and validity of the edge and path slots of one training batch."""
+    b = cfg.train.batch_size
+    e_slots, p_slots = dims.edge_rows, dims.path_rows
+    k_e, k_p = jax.random.split(key)
+    draw = lambda k, n, rows: jax.random.randint(k, (n,), 0, jnp.maximum(rows, 1))
+    if cfg.train.full_batch:
+        paths = (jnp.arange(p_slots), jnp.arange(p_slots) < data["train_path_rows"]) if p_slots else (None, None)
+        return (jnp.arange(e_slots), jnp.arange(e_slots) < data["edge_rows"], *paths)
+    if p_slots == 0:  # edges only
+        return draw(key, e_slots, data["edge_rows"]), jnp.ones((e_slots,), bool), None, None
+    if cfg.train.recipe == "staged":  # one key for both draws, as the padded layout's
+        in_stage2 = step >= stage1
+        return (draw(key, e_slots, data["edge_rows"]), jnp.full((e_slots,), ~in_stage2),
+                draw(key, p_slots, data["train_path_rows"]), jnp.full((p_slots,), in_stage2))
+    if cfg.train.mixing == "stratified":
+        n_edge = stratified_edge_rows(b, data["edge_rows"], data["train_path_rows"], jnp)
+        return (draw(k_e, e_slots, data["edge_rows"]), jnp.arange(e_slots) < n_edge,
+                draw(k_p, p_slots, data["train_path_rows"]), jnp.arange(p_slots) < b - n_edge)
+    return _draw_mixed_uniform(key, b, e_slots, p_slots, data)
+
+
+def by_kind_batch(key, step, cfg, dims: Dims, stage1: int, data) -> dict:
+    """One training batch as an edge sub-batch at the edge length and a path sub-batch at the
+    path length; invalid slots have weight 0."""
+    edge_idx, edge_valid, path_idx, path_valid = _draw_by_kind(key, step, cfg, dims, stage1, data)
+    batch = {"edge_tokens": jnp.take(data["edge_query"], edge_idx, axis=0),
+             "edge_next": jnp.take(data["edge_next"], edge_idx, axis=0),
+             "edge_weights": edge_valid.astype(jnp.float32)}
+    if path_idx is not None:
+        batch["path_inputs"] = jnp.take(data["train_path_inputs"], path_idx, axis=0)
+        batch["path_targets"] = jnp.take(data["train_path_targets"], path_idx, axis=0)
+        batch["path_weights"] = jnp.take(data["train_path_weights"], path_idx, axis=0) * path_valid[:, None]
+    return batch
+
+
+def padded_batch(key, step, cfg, stage1: int, data):
+    """The release's layout: every row padded to the path length, loss weights mark the scored positions."""
+
+    def sample(prefix: str, rows_key: str):
+        if cfg.train.full_batch:
+            return data[f"{prefix}_inputs"], data[f"{prefix}_targets"], data[f"{prefix}_weights"]
+        idx = jax.random.randint(key, (cfg.train.batch_size,), 0, jnp.maximum(data[rows_key], 1))
+        return tuple(jnp.take(data[f"{prefix}_{part}"], idx, axis=0) for part in ("inputs", "targets", "weights"))
+
+    if cfg.train.recipe == "mixed":
+        return sample("train", "train_rows")
+    if cfg.train.recipe == "edges":
+        return sample("edge", "edge_rows")
+    edge_b, path_b = sample("edge", "edge_rows"), sample("train_path", "train_path_rows")
+    return tuple(jnp.where(step >= stage1, p, e) for e, p in zip(edge_b, path_b))
+
+
 # ----------------------------------------------------------------------------- program
 
 
-def _masked(logits_xV, vocab_mask_V):
-    return jnp.where(vocab_mask_V, logits_xV, NEG_INF)
-
-
 def _weighted_ce(logits_BxTxV, targets_BxT, weights_BxT, vocab_mask_V):
-    logp = jax.nn.log_softmax(_masked(logits_BxTxV, vocab_mask_V), axis=-1)
-    nll_BxT = -jnp.take_along_axis(logp, targets_BxT[..., None], axis=-1)[..., 0]
+    nll_BxT = evals.nll(evals.masked(logits_BxTxV, vocab_mask_V), targets_BxT)
     return jnp.sum(nll_BxT * weights_BxT) / jnp.maximum(jnp.sum(weights_BxT), 1.0)
 
 
-def _map_rows(fn, arrays: tuple, chunk: int):
-    """fn over row chunks of `arrays` (same leading size) via lax.map; bounded memory."""
-    rows = arrays[0].shape[0]
-    chunk = max(1, min(chunk, rows))
-    n_chunks = -(-rows // chunk)
-    pad = n_chunks * chunk - rows
-    padded = tuple(jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in arrays)
-    shaped = tuple(a.reshape((n_chunks, chunk) + a.shape[1:]) for a in padded)
-    out = jax.lax.map(lambda xs: fn(*xs), shaped)
-    return jax.tree_util.tree_map(lambda o: o.reshape((n_chunks * chunk,) + o.shape[2:])[:rows], out)
+def sequence_net(model, model_cfg) -> tuple:
+    """(hidden, logits) of a Transformer / Mamba module as pure functions of the params.
+
+    hidden(params, tokens, hp=None, key=None): final hidden states (dropout when a key is given);
+    logits(params, h_xD, vocab_mask_V): the (tied or untied) unembedding of only those states.
+    """
+    paths = table_paths(model_cfg)
+    out_path = paths["output_embedding"] or paths["embedding"]
+    frozen = model_cfg.freeze_embeddings and not paths["output_embedding"]
+
+    def hidden(params, tokens, hp=None, key=None):
+        if key is None:
+            return model.apply({"params": params}, tokens, deterministic=True, hidden_only=True)
+        return model.apply({"params": params}, tokens, dropout_rate=hp["dropout"], deterministic=False,
+                           rngs={"dropout": key}, hidden_only=True)
+
+    def logits(params, h_xD, vocab_mask_V):
+        table_VxD = _leaf(params, out_path)
+        table_VxD = jax.lax.stop_gradient(table_VxD) if frozen else table_VxD  # as inside the model
+        return evals.masked(unembed(h_xD, table_VxD), vocab_mask_V)
+
+    return hidden, logits
+
+
+def by_kind_loss(hidden, logits, params, batch: dict, first: int, count: int, vocab_mask_V, hp=None, key=None):
+    """Mean NLL over the scored tokens of both sub-batches: the edge queries' last position and the
+    path rows' positions first .. first+count-1; only those positions are unembedded."""
+    k_edge, k_path = jax.random.split(key) if key is not None else (None, None)
+    h_ExD = hidden(params, batch["edge_tokens"], hp, k_edge)[:, -1]
+    nll_E = evals.nll(logits(params, h_ExD, vocab_mask_V), batch["edge_next"])
+    total, scored = jnp.sum(nll_E * batch["edge_weights"]), jnp.sum(batch["edge_weights"])
+    if "path_inputs" in batch:
+        h_PxLxD = hidden(params, batch["path_inputs"], hp, k_path)[:, first:first + count]
+        weights_PxL = batch["path_weights"][:, first:first + count]
+        nll_PxL = evals.nll(logits(params, h_PxLxD, vocab_mask_V), batch["path_targets"][:, first:first + count])
+        total, scored = total + jnp.sum(nll_PxL * weights_PxL), scored + jnp.sum(weights_PxL)
+    return total / jnp.maximum(scored, 1.0)
+
+
+def _init_state(model, params_key, run_key, seq_len: int, emb_paths, init_scale, opt_cfg):
+    """Fresh train state: params with tables at N(0, init_scale²), AdamW moments, step 0, not diverged."""
+    params = model.init({"params": params_key}, jnp.zeros((1, seq_len), jnp.int32))["params"]
+    params = _scale_tables(params, emb_paths, init_scale)
+    return {"params": params, "opt_state": adamw(opt_cfg, 0.0, 0.0).init(params), "key": run_key,
+            "step": jnp.zeros((), jnp.int32), "diverged_at": jnp.full((), -1, jnp.int32)}
+
+
+def _apply_step(opt_cfg, state, loss, grads, opt_state, lr, weight_decay, frozen_key, key):
+    """One AdamW update; a frozen table gets no update (not even weight decay); guarded against NaN."""
+    updates, opt_state = adamw(opt_cfg, lr, weight_decay).update(grads, opt_state, state["params"])
+    if frozen_key is not None:
+        updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
+    return _guarded_update(state, optax.apply_updates(state["params"], updates), opt_state, key, loss)
 
 
 def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     """init / step / evaluate of one in-weights experiment (Transformer or Mamba)."""
     spec = tasks.task_spec_from_config(cfg.task)
-    recipe, steps, batch = cfg.train.recipe, cfg.train.steps, cfg.train.batch_size
+    recipe, steps, layout = cfg.train.recipe, cfg.train.steps, cfg.train.batch_layout
     stage1 = cfg.train.stage1_steps if recipe == "staged" else 0
     emb_paths = table_paths(cfg.model)
     frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None  # top-level params key
-    node_chunk, row_chunk = cfg.eval.node_chunk, cfg.eval.row_chunk
-
-    def apply(params, tokens, hp=None, key=None):
-        if key is None:
-            return model.apply({"params": params}, tokens, deterministic=True)
-        return model.apply(
-            {"params": params}, tokens, dropout_rate=hp["dropout"], deterministic=False, rngs={"dropout": key}
-        )
+    hidden, logits = sequence_net(model, cfg.model)
+    first, count = dims.prefix_len - 1, dims.target_len  # the scored positions of a path row
 
     def init(key, hp, data):
         k_param, k_run = jax.random.split(key)
-        dummy = jnp.zeros((1, dims.seq_len), jnp.int32)
-        params = model.init({"params": k_param}, dummy)["params"]
-        params = _scale_tables(params, emb_paths, hp["init_scale"])
-        opt_state = adamw(cfg.opt, 0.0, 0.0).init(params)
-        return {
-            "params": params, "opt_state": opt_state, "key": k_run, "step": jnp.zeros((), jnp.int32),
-            "diverged_at": jnp.full((), -1, jnp.int32),
-        }
-
-    def sample(key, prefix: str, rows_key: str, data):
-        if cfg.train.full_batch:
-            return data[f"{prefix}_inputs"], data[f"{prefix}_targets"], data[f"{prefix}_weights"]
-        idx = jax.random.randint(key, (batch,), 0, jnp.maximum(data[rows_key], 1))
-        return tuple(jnp.take(data[f"{prefix}_{part}"], idx, axis=0) for part in ("inputs", "targets", "weights"))
-
-    def batch_at(key, step, data):
-        if recipe == "mixed":
-            return sample(key, "train", "train_rows", data)
-        if recipe == "edges":  # edge memorization only (the tiny-graph study)
-            return sample(key, "edge", "edge_rows", data)
-        edge_b = sample(key, "edge", "edge_rows", data)
-        path_b = sample(key, "train_path", "train_path_rows", data)
-        in_stage2 = step >= stage1
-        return tuple(jnp.where(in_stage2, p, e) for e, p in zip(edge_b, path_b))
+        return _init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt)
 
     def lr_of(step, hp):
+        schedule = lambda s, peak, total: lr_at(s, peak, total, cfg.opt.warmup_steps, cfg.opt.schedule,
+                                                cfg.opt.final_lr_fraction)
         if recipe != "staged":
-            return lr_at(step, hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
-        lr1 = lr_at(step, cfg.train.stage1_lr, stage1, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
-        lr2 = lr_at(step - stage1, hp["lr"], steps - stage1, cfg.opt.warmup_steps, cfg.opt.schedule,
-                    cfg.opt.final_lr_fraction)
-        return jnp.where(step >= stage1, lr2, lr1)
+            return schedule(step, hp["lr"], steps)
+        return jnp.where(step >= stage1, schedule(step - stage1, hp["lr"], steps - stage1),
+                         schedule(step, cfg.train.stage1_lr, stage1))
+
+    def loss_fn(params, k_batch, k_drop, step, hp, data):
+        drop_key = k_drop if use_dropout else None
+        if layout == "padded":
+            inputs, targets, weights = padded_batch(k_batch, step, cfg, stage1, data)
+            out = model.apply({"params": params}, inputs, deterministic=True) if drop_key is None else \
+                model.apply({"params": params}, inputs, dropout_rate=hp["dropout"], deterministic=False,
+                            rngs={"dropout": drop_key})
+            return _weighted_ce(out, targets, weights, data["vocab_mask"])
+        batch = by_kind_batch(k_batch, step, cfg, dims, stage1, data)
+        return by_kind_loss(hidden, logits, params, batch, first, count, data["vocab_mask"], hp, drop_key)
 
     def step_fn(state, hp, data):
         key, k_batch, k_drop = jax.random.split(state["key"], 3)
         step = state["step"]
-        inputs, targets, weights = batch_at(k_batch, step, data)
-
-        def loss_fn(params):
-            logits = apply(params, inputs, hp, k_drop if use_dropout else None)
-            return _weighted_ce(logits, targets, weights, data["vocab_mask"])
-
-        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], k_batch, k_drop, step, hp, data)
         opt_state = state["opt_state"]
         if recipe == "staged":  # stage 2 starts with a fresh optimiser
             opt_state = jax.tree_util.tree_map(lambda x: jnp.where(step == stage1, jnp.zeros_like(x), x), opt_state)
-        opt = adamw(cfg.opt, lr_of(step, hp), hp["weight_decay"])
-        updates, opt_state = opt.update(grads, opt_state, state["params"])
-        if frozen_key is not None:
-            updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
-        params = optax.apply_updates(state["params"], updates)
-        return _guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
+        new = _apply_step(cfg.opt, state, loss, grads, opt_state, lr_of(step, hp), hp["weight_decay"], frozen_key, key)
+        return new, {"train/loss": loss}
 
-    def last_logits(params, tokens_BxT, vocab_mask_V):
-        return _masked(apply(params, tokens_BxT)[:, -1], vocab_mask_V)
-
-    def greedy(params, prefix_QxP, data):
-        """Greedy decoding of target_len tokens after each prefix (fixed shapes, no cache)."""
-        q = prefix_QxP.shape[0]
-        filler = tasks.special_id(0, "$") + data["num_nodes"] if spec.teacherless else data["pad_id"]
-        seq = jnp.concatenate([prefix_QxP, jnp.full((q, dims.target_len - 1), filler, jnp.int32)], axis=1)
-
-        def body(j, carry):
-            seq, out = carry
-            logits = _masked(apply(params, seq)[:, dims.prefix_len - 1 + j], data["vocab_mask"])
-            tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-            out = out.at[:, j].set(tok)
-            if not spec.teacherless:
-                pos = jnp.minimum(dims.prefix_len + j, seq.shape[1] - 1)
-                written = jax.lax.dynamic_update_slice(seq, tok[:, None], (0, pos))
-                seq = jnp.where(j < dims.target_len - 1, written, seq)
-            return seq, out
-
-        _, out = jax.lax.fori_loop(0, dims.target_len, body, (seq, jnp.zeros((q, dims.target_len), jnp.int32)))
-        return out
+    net = evals.Net(hidden=lambda p, t: hidden(p, t), logits=logits)
+    # Teacher-forced chunks unembed rows x count positions: no more logits than a training step has.
+    step_logits = (dims.edge_rows + dims.path_rows * count) if layout == "by_kind" else cfg.train.batch_size * dims.seq_len
+    forced_chunk = max(1, min(cfg.eval.row_chunk, step_logits // max(count, 1)))
 
     def evaluate(state, hp, data):
         params = state["params"]
         metrics = {"diverged_at": state["diverged_at"]}
         if dims.has_paths:
-            metrics.update(_path_metrics(params, data))
-        metrics.update(_edge_recall(params, data))
+            filler = tasks.special_id(0, "$") + data["num_nodes"] if spec.teacherless else data["pad_id"]
+            gen_QxL = evals.map_rows(
+                lambda pre: evals.greedy_decode(net, params, pre, count, filler, data["vocab_mask"], spec.teacherless),
+                (data["test_prefix"],), cfg.eval.row_chunk)
+            root_given = spec.root_in_prefix or spec.target == "hardest_token"
+            metrics.update(evals.path_metrics(gen_QxL, data, data["first_index"], root_given, spec.reverse_path))
+            metrics.update(evals.forced_metrics(
+                net, params, data["test_path_inputs"], data["test_path_targets"], data["test_path_weights"],
+                data["test_row_mask"], first, count, data["vocab_mask"], forced_chunk))
+        margin_nodes = dims.num_nodes if dims.num_nodes <= evals.LOGIT_MARGIN_MAX_NODES else 0
+        metrics["edge/recall_at_degree"], logits_NxN = evals.edge_recall(net, params, data, cfg.eval.node_chunk,
+                                                                         margin_nodes)
         table_VxD = _leaf(params, emb_paths["embedding"])
-        metrics["geometry/level"] = _geometric_level(table_VxD, data)
-        if dims.num_nodes <= LOGIT_MARGIN_MAX_NODES:
-            logits_NxV = _map_rows(lambda p: last_logits(params, p, data["vocab_mask"]), (data["edge_prefix"],),
-                                   node_chunk)
-            margin = logit_margin(table_VxD[:dims.num_nodes], logits_NxV[:, :dims.num_nodes], data)
+        metrics["geometry/level"] = evals.geometric_level(table_VxD, data)
+        if margin_nodes:
+            margin = evals.logit_margin(table_VxD[:dims.num_nodes], logits_NxN, data)
             metrics["geometry/logit_margin"], metrics["geometry/logit_margin_top1"] = margin
         return metrics
-
-    def _path_metrics(params, data):
-        row_mask = data["test_row_mask"]
-        gen = _map_rows(lambda p: greedy(params, p, data), (data["test_prefix"],), row_chunk)
-        tmask = data["test_target_mask"]
-        correct = (gen == data["test_targets"]) | ~tmask
-        n_rows = jnp.maximum(jnp.sum(row_mask), 1)
-        mean_rows = lambda x: jnp.sum(jnp.where(row_mask, x, 0.0)) / n_rows
-        first = jnp.take_along_axis(gen == data["test_targets"], data["first_index"][None, None], axis=1)[:, 0]
-        scored = tmask & row_mask[:, None]
-        count_L = jnp.sum(scored, axis=0)  # 0 past this graph's path length: reported as None
-        per_pos = jnp.where(count_L > 0, jnp.sum((gen == data["test_targets"]) & scored, axis=0) / jnp.maximum(count_L, 1), jnp.nan)
-        prev = _previous_tokens(gen, data)
-        # a special token has no parent (a plain take would clip it onto a real node)
-        parent_of = lambda x: jnp.where((x >= 0) & (x < data["num_nodes"]), jnp.take(data["parent"], x, mode="clip"), -2)
-        if spec.reverse_path:
-            child_ok = parent_of(prev) == gen
-        else:
-            child_ok = parent_of(gen) == prev
-        child_mask = tmask & row_mask[:, None] & _has_previous(dims.target_len)
-        child = jnp.sum(child_ok & child_mask) / jnp.maximum(jnp.sum(child_mask), 1)
-        forced = _forced_metrics(params, data)
-        return {
-            "test/exact_match": mean_rows(jnp.all(correct, axis=1)),
-            "test/first_token": mean_rows(first),
-            "test/token": per_pos,
-            "test/child": child,
-            **forced,
-        }
-
-    def _previous_tokens(gen_QxL, data):
-        if spec.root_in_prefix or spec.target == "hardest_token":
-            first_prev = jnp.full((gen_QxL.shape[0], 1), data["root"], jnp.int32)
-        else:
-            first_prev = jnp.full((gen_QxL.shape[0], 1), -1, jnp.int32)
-        return jnp.concatenate([first_prev, gen_QxL[:, :-1]], axis=1)
-
-    def _has_previous(target_len):
-        starts_at = 0 if (spec.root_in_prefix or spec.target == "hardest_token") else 1
-        return (jnp.arange(target_len) >= starts_at)[None, :]
-
-    def _forced_metrics(params, data):
-        def per_chunk(inputs, targets, weights):
-            logits = _masked(apply(params, inputs), data["vocab_mask"])
-            logp = jax.nn.log_softmax(logits, axis=-1)
-            nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-            hit = jnp.argmax(logits, axis=-1) == targets
-            scored = weights > 0
-            return (
-                jnp.sum(nll * weights, axis=1), jnp.sum(weights, axis=1),
-                jnp.sum(hit & scored, axis=1), jnp.all(hit | ~scored, axis=1),
-            )
-
-        nll, wsum, hits, exact = _map_rows(
-            per_chunk, (data["test_path_inputs"], data["test_path_targets"], data["test_path_weights"]), row_chunk
-        )
-        rows = data["test_row_mask"]
-        return {
-            "test/forced_loss": jnp.sum(jnp.where(rows, nll, 0.0)) / jnp.maximum(jnp.sum(jnp.where(rows, wsum, 0)), 1),
-            "test/forced_accuracy": jnp.sum(jnp.where(rows, hits, 0)) / jnp.maximum(jnp.sum(jnp.where(rows, wsum, 0)), 1),
-            "test/forced_exact_match": jnp.sum(rows & exact) / jnp.maximum(jnp.sum(rows), 1),
-        }
-
-    def _edge_recall(params, data):
-        """Top-k recall@degree: share of u's true successors among its top-k_u next tokens."""
-        degree_N = data["out_degree"]
-
-        def pair_hits(src_C, dst_C):
-            # rank of the true successor within u's own logits row: one forward pass decides
-            # each hit, so a successor ranked exactly k-th is never lost to float noise.
-            logits = last_logits(params, jnp.take(data["edge_prefix"], src_C, axis=0), data["vocab_mask"])
-            own = jnp.take_along_axis(logits, dst_C[:, None], axis=1)
-            return jnp.sum(logits > own, axis=1) < jnp.take(degree_N, src_C)
-
-        src, dst, pmask = data["recall_src"], data["recall_dst"], data["recall_mask"]
-        hit_K = _map_rows(pair_hits, (src, dst), node_chunk) & pmask
-        hits_N = jax.ops.segment_sum(hit_K.astype(jnp.float32), src, num_segments=dims.num_nodes)
-        has = (degree_N > 0) & data["node_mask"]
-        recall = jnp.sum(jnp.where(has, hits_N / jnp.maximum(degree_N, 1), 0.0)) / jnp.maximum(jnp.sum(has), 1)
-        return {"edge/recall_at_degree": recall}
 
     return Program(init=init, step=step_fn, evaluate=evaluate)
 
@@ -394,51 +456,6 @@ def _leaf(params, path):
     for part in path[1:]:
         node = node[part]
     return node
-
-
-def _geometric_level(table_VxD, data):
-    """Mean cos(E_u, E_v) over the directed training edges (u != v), tracked during training."""
-    u_KxD, v_KxD = table_VxD[data["recall_src"]], table_VxD[data["recall_dst"]]
-    cos_K = jnp.sum(u_KxD * v_KxD, -1) / jnp.maximum(
-        jnp.linalg.norm(u_KxD, axis=-1) * jnp.linalg.norm(v_KxD, axis=-1), 1e-12)
-    mask_K = data["recall_mask"] & (data["recall_src"] != data["recall_dst"])
-    return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
-
-
-LOGIT_MARGIN_MAX_NODES = 1024  # an N x N logit matrix (4 MiB) and an SVD of E per experiment and evaluation
-
-
-def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
-    """Geometric margin of any tied-embedding model, from its own edge logits (SPEC §7 generalised).
-
-    L_uv is the model's logit of node v after the edge query of node u. With E = U S Vᵀ, the
-    bilinear map that reproduces L on the nodes is W = E⁺ L (Eᵀ)⁺, and its spectral part
-    W' = V diag(λ) Vᵀ, λ_k = (Vᵀ W V)_kk, gives E W' Eᵀ = Σ_k (u_kᵀ L u_k) u_k u_kᵀ (the part
-    of L diagonal in E's own singular basis; k over singular values above rank_tol·s_max).
-    For an E W Eᵀ model this is exactly `analysis.geometry.geometric_margin`. Neighbours are the
-    undirected training edges; self counts as a neighbour only when self-edges are trained.
-    Returns (margin, margin_top1) averaged over the nodes with a neighbour and a non-neighbour.
-    """
-    n = E_NxD.shape[0]
-    valid_N = data["node_mask"]
-    both_NxN = valid_N[:, None] & valid_N[None, :]
-    L_NxN = jnp.where(both_NxN, L_NxN, 0.0)
-    u_NxR, s_R, _ = jnp.linalg.svd(jnp.where(valid_N[:, None], E_NxD, 0.0), full_matrices=False)
-    keep_R = s_R > rank_tol * s_R[0]
-    lam_R = jnp.where(keep_R, jnp.einsum("nr,nm,mr->r", u_NxR, L_NxN, u_NxR), 0.0)
-    geo_NxN = (u_NxR * lam_R) @ u_NxR.T
-    adj_NxN = jnp.zeros((n, n), jnp.int32).at[data["recall_src"], data["recall_dst"]].add(
-        data["recall_mask"].astype(jnp.int32)) > 0
-    self_NxN = jnp.eye(n, dtype=bool)
-    nbr_NxN = (adj_NxN | adj_NxN.T) & both_NxN  # the diagonal stays only for trained self-edges
-    non_NxN = both_NxN & ~nbr_NxN & ~self_NxN
-    best_nbr_N = jnp.max(jnp.where(nbr_NxN, geo_NxN, -jnp.inf), axis=1)
-    best_non_N = jnp.max(jnp.where(non_NxN, geo_NxN, -jnp.inf), axis=1)
-    scored_N = valid_N & jnp.any(nbr_NxN, axis=1) & jnp.any(non_NxN, axis=1)
-    count = jnp.maximum(jnp.sum(scored_N), 1)
-    margin = jnp.sum(jnp.where(scored_N, best_nbr_N - best_non_N, 0.0)) / count
-    top1 = jnp.sum(scored_N & (best_nbr_N >= best_non_N)) / count
-    return margin, top1
 
 
 def _scale_tables(params, emb_paths, init_scale):
@@ -501,36 +518,37 @@ def _in_context_first_decision(first_QxV, inputs_QxT, targets_QxL, degree: int, 
 
 
 def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout: bool) -> Program:
-    """Every batch is a set of fresh, randomly labelled path-stars; evaluation on a fixed fresh set."""
+    """Every batch is a set of fresh, randomly labelled path-stars; evaluation on a fixed fresh set.
+    Logits only at the path positions (the prefix's edge list carries no loss)."""
     d, ell, teacherless = cfg.graph.degree, cfg.graph.path_length, cfg.task.teacherless
     batch, steps = cfg.train.batch_size, cfg.train.steps
     vocab_mask = jnp.ones((dims.vocab_size,), bool)
+    emb_paths = table_paths(cfg.model)
+    frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None
+    hidden, logits = sequence_net(model, cfg.model)
+    first = dims.prefix_len - 1  # predicts the source; every later position is scored too
 
     def draw(key, rows):
         return tasks.in_context_batch(key, rows, d, ell, num_values, teacherless)
 
     def init(key, hp, data):
         k_param, k_run = jax.random.split(key)
-        params = model.init({"params": k_param}, jnp.zeros((1, dims.seq_len), jnp.int32))["params"]
-        params = _scale_tables(params, table_paths(cfg.model), hp["init_scale"])
-        return {"params": params, "opt_state": adamw(cfg.opt, 0.0, 0.0).init(params), "key": k_run,
-                "step": jnp.zeros((), jnp.int32), "diverged_at": jnp.full((), -1, jnp.int32)}
+        return _init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt)
 
     def step_fn(state, hp, data):
         key, k_batch, k_drop = jax.random.split(state["key"], 3)
         ex = draw(k_batch, batch)
 
         def loss_fn(params):
-            kwargs = ({"dropout_rate": hp["dropout"], "deterministic": False, "rngs": {"dropout": k_drop}}
-                      if use_dropout else {})
-            logits = model.apply({"params": params}, ex.inputs_NxT, **kwargs)
-            return _weighted_ce(logits, ex.targets_NxT, ex.weights_NxT, vocab_mask)
+            h_BxLxD = hidden(params, ex.inputs_NxT, hp, k_drop if use_dropout else None)[:, first:]
+            nll_BxL = evals.nll(logits(params, h_BxLxD, vocab_mask), ex.targets_NxT[:, first:])
+            weights_BxL = ex.weights_NxT[:, first:]
+            return jnp.sum(nll_BxL * weights_BxL) / jnp.maximum(jnp.sum(weights_BxL), 1.0)
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         lr = lr_at(state["step"], hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
-        updates, opt_state = adamw(cfg.opt, lr, hp["weight_decay"]).update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return _guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
+        new = _apply_step(cfg.opt, state, loss, grads, state["opt_state"], lr, hp["weight_decay"], frozen_key, key)
+        return new, {"train/loss": loss}
 
     def evaluate(state, hp, data):
         params = state["params"]
@@ -546,13 +564,13 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
             return seq, out.at[:, j].set(tok)
 
         def body(j, carry):
-            logits = model.apply({"params": params}, carry[0])[:, p - 1 + j]
-            return emit(j, jnp.argmax(logits, axis=-1).astype(jnp.int32), *carry)
+            h_QxD = jax.lax.dynamic_index_in_dim(hidden(params, carry[0]), p - 1 + j, axis=1, keepdims=False)
+            return emit(j, jnp.argmax(logits(params, h_QxD, vocab_mask), axis=-1).astype(jnp.int32), *carry)
 
         # The teacher-forced pass is also greedy decoding's first step (nothing generated yet).
-        forced_QxLxV = model.apply({"params": params}, seq)[:, p - 1:]
-        first = emit(0, jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32), seq, jnp.zeros_like(targets_QxL))
-        _, gen = jax.lax.fori_loop(1, ell, body, first)
+        forced_QxLxV = logits(params, hidden(params, seq)[:, p - 1:], vocab_mask)
+        first_step = emit(0, jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32), seq, jnp.zeros_like(targets_QxL))
+        _, gen = jax.lax.fori_loop(1, ell, body, first_step)
         return {
             "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
             "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
@@ -574,8 +592,6 @@ def build(cfg):
     config.check_config(cfg)
     exps = sweep.experiments(cfg)
     graph_list = build_graphs(cfg)
-    if cfg.train.recipe == "staged" and not all(g.has_paths for g in graph_list):
-        raise ConfigError("train.recipe", "staged", "mixed or edges (this graph has no paths for stage 2)")
     if cfg.model.family == "node2vec":
         from geomem_jax.models import node2vec
 
@@ -587,7 +603,9 @@ def build(cfg):
         program = make_in_context_program(cfg, model, dims, num_values, use_dropout)
         data, paths = {"dummy": np.zeros((len(exps),), np.float32)}, table_paths(cfg.model)
     else:
-        stacked, dims = build_data(cfg, graph_list, exps)
+        stacked, dims = build_data(cfg, graph_list, exps)  # task errors first: they are the more specific
+        if cfg.train.recipe in ("staged", "mixed") and not dims.has_paths:
+            raise ConfigError("train.recipe", cfg.train.recipe, "edges (this graph has no training paths)")
         model = build_model(cfg.model, dims.vocab_size, dims.seq_len + dims.target_len)
         use_dropout = any(e.hparams["dropout"] > 0 for e in exps)
         program = make_sequence_program(cfg, model, dims, use_dropout)
@@ -634,25 +652,53 @@ def make_train(cfg):
 # ----------------------------------------------------------------------------- memory
 
 
+# Floats kept per token and per (layer x width) for the backward pass: Transformer blocks keep
+# their LayerNorm, attention and 4x MLP activations; Mamba adds its B x T x E x N scan states.
+ACTIVATION_FLOATS = {"transformer": 24, "mamba": 24}
+LOGIT_COPIES = 3  # logits, their log-softmax and its gradient live at once
+
+
+def step_footprint(cfg, data) -> dict:
+    """Tokens through the model, unembedded positions, and activation bytes of one training step
+    and of the largest evaluation chunk of one experiment (sequence models; data stacked, axis S)."""
+    vocab, (rows, seq_len) = data["vocab_mask"].shape[1], data["train_path_inputs"].shape[1:]
+    target_len = data["test_targets"].shape[2]
+    has_paths = rows > 0 and target_len > 0
+    if cfg.train.batch_layout == "padded":
+        batch = data["train_inputs"].shape[1] if cfg.train.full_batch else cfg.train.batch_size
+        tokens = logit_positions = batch * data["train_inputs"].shape[2]
+    else:
+        edge_slots, path_slots = batch_rows(cfg.train, np.asarray(data["edge_rows"]),
+                                            np.asarray(data["train_path_rows"]), has_paths)
+        tokens = edge_slots * data["edge_query"].shape[2] + path_slots * seq_len
+        logit_positions = edge_slots + path_slots * target_len
+    per_token = ACTIVATION_FLOATS[cfg.model.family] * cfg.model.width * cfg.model.layers
+    if cfg.model.family == "mamba":
+        per_token += 3 * cfg.model.expand * cfg.model.d_state * cfg.model.width * cfg.model.layers
+    train_bytes = 4 * (tokens * per_token + LOGIT_COPIES * logit_positions * vocab)
+    # Evaluation holds one chunk of logits rows (decoding, teacher forcing, edge queries) at a time.
+    eval_rows = max(cfg.eval.node_chunk, min(cfg.eval.row_chunk, max(logit_positions // max(target_len, 1), 1))
+                    * max(target_len, 1), cfg.eval.row_chunk)
+    eval_bytes = 4 * LOGIT_COPIES * eval_rows * vocab
+    return {"tokens": tokens, "logit_positions": logit_positions, "train_bytes": train_bytes,
+            "eval_bytes": eval_bytes}
+
+
 def memory_per_experiment(cfg, program, data) -> int:
     """Estimated peak bytes of one experiment: its data, state (params + optimiser), gradients
-    and the activations of one training step (logits dominate: batch x T x V)."""
+    and the larger of a training step's and an evaluation chunk's activations (logits dominate
+    at large vocabularies: they are computed only at the scored positions)."""
     one = lambda x: x[0]
     data_1 = jax.tree_util.tree_map(one, data)
     hp_1 = {k: jnp.float32(1e-3) for k in sweep.HPARAMS}
     state = jax.eval_shape(program.init, jax.ShapeDtypeStruct((2,), jnp.uint32), hp_1, data_1)
     nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
-    state_bytes = nbytes(state)
-    param_bytes = nbytes(state["params"])
-    inputs = data_1.get("train_inputs")
-    if inputs is None:  # node2vec / in-context: dense N x N (or per-batch) work arrays
+    if "train_path_inputs" not in data_1:  # node2vec / in-context: dense N x N (or per-batch) work arrays
         act_bytes = 4 * nbytes(data_1)
     else:
-        rows = inputs.shape[0] if cfg.train.full_batch else cfg.train.batch_size
-        seq_len, vocab = inputs.shape[1], data_1["vocab_mask"].shape[0]
-        width, layers = cfg.model.width, cfg.model.layers
-        act_bytes = 4 * rows * seq_len * (3 * vocab + 24 * width * layers)
-    return int(nbytes(data_1) + state_bytes + param_bytes + act_bytes)
+        footprint = step_footprint(cfg, data)
+        act_bytes = max(footprint["train_bytes"], footprint["eval_bytes"])
+    return int(nbytes(data_1) + nbytes(state) + nbytes(state["params"]) + act_bytes)
 
 
 def device_memory_bytes() -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from geomem_jax import checkpoint, graphs, loop, metrics, sweep, tasks, train
+from geomem_jax import checkpoint, evals, graphs, loop, metrics, sweep, tasks, train
 from geomem_jax.errors import ConfigError
 from geomem_jax.models.transformer import Transformer
 
@@ -466,7 +466,7 @@ def test_logit_margin_equals_numpy_margin_of_the_least_squares_bilinear_fit(fami
     # padded rows / columns hold garbage (a sweep member on a smaller graph): they must not count
     E_pad = np.concatenate([E_NxD, rng.normal(size=(4, dim))]).astype(np.float32)
     L_pad = np.pad(L_NxN, ((0, 4), (0, 4)), constant_values=-np.inf).astype(np.float32)
-    margin, top1 = train.logit_margin(jnp.asarray(E_pad), jnp.asarray(L_pad), _margin_data(graph, n_pad, self_edges))
+    margin, top1 = evals.logit_margin(jnp.asarray(E_pad), jnp.asarray(L_pad), _margin_data(graph, n_pad, self_edges))
     assert float(margin) == pytest.approx(want["margin"], rel=1e-4, abs=1e-4)
     assert float(top1) == pytest.approx(want["margin_top1"])
 

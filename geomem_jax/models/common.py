@@ -1,4 +1,5 @@
-"""Pieces shared by every sequence model: size-independent table init, dropout with a traced rate."""
+"""Pieces shared by every sequence model: size-independent table init, dropout with a traced rate,
+the unembedding."""
 
 import jax
 import jax.numpy as jnp
@@ -23,3 +24,12 @@ def dropout(x, rate, key, deterministic: bool):
     keep = 1.0 - rate
     mask = jax.random.bernoulli(key, jnp.clip(keep, 1e-6, 1.0), x.shape)
     return jnp.where(mask, x / jnp.maximum(keep, 1e-6), 0.0).astype(x.dtype)
+
+
+def unembed(h_xD, table_VxD):
+    """Float32 logits h · tableᵀ over the last axis (in the hidden states' dtype, as the model runs).
+
+    The models call it on every position; the trainer calls it on the hidden states of only
+    the positions that carry loss or are decoded.
+    """
+    return jnp.einsum("...d,vd->...v", h_xD, table_VxD.astype(h_xD.dtype)).astype(jnp.float32)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from geomem_jax.errors import ConfigError
-from geomem_jax.models.common import dropout, rowwise_normal
+from geomem_jax.models.common import dropout, rowwise_normal, unembed
 
 _LINEAR_INIT = nn.initializers.normal(stddev=0.02)
 _DT_MIN, _DT_MAX = 1e-3, 1e-1
@@ -205,7 +205,8 @@ class Mamba(nn.Module):
         return self.dt_rank if self.dt_rank is not None else math.ceil(self.width / 16)
 
     @nn.compact
-    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True):
+    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True, hidden_only=False):
+        """Logits B x T x V, or with `hidden_only` the final hidden states B x T x width."""
         T = tokens_BxT.shape[-1]
         if T > self.max_len:
             raise ConfigError("model.max_len", self.max_len, f"at least the sequence length {T}")
@@ -228,4 +229,4 @@ class Mamba(nn.Module):
 
         h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
         out_table_VxW = table_VxW if self.tied else _TokenTable(self.vocab_size, self.width, self.embed_std, name="unembed")()
-        return h_BxTxW @ out_table_VxW.T
+        return h_BxTxW if hidden_only else unembed(h_BxTxW, out_table_VxW)

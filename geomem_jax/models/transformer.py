@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from geomem_jax.models.common import dropout, rowwise_normal
+from geomem_jax.models.common import dropout, rowwise_normal, unembed
 
 LINEAR_INIT = nn.initializers.normal(0.02)
 
@@ -86,7 +86,9 @@ class Transformer(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True):
+    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True, hidden_only=False):
+        """Logits B x T x V, or with `hidden_only` the final hidden states B x T x D, to be
+        unembedded (`models.common.unembed`) only at the positions that are read."""
         # N(0, 1) rows; the trainer rescales to the experiment's (swept) init scale.
         table_VxD = self.param("embed", _scaled_rowwise(1.0), (self.vocab_size, self.width))
         if self.freeze_embeddings:
@@ -110,4 +112,4 @@ class Transformer(nn.Module):
             out_VxD = table_VxD
         else:
             out_VxD = self.param("unembed", _scaled_rowwise(1.0), (self.vocab_size, self.width))
-        return jnp.einsum("btd,vd->btv", h_BxTxD, out_VxD.astype(h_BxTxD.dtype)).astype(jnp.float32)
+        return h_BxTxD if hidden_only else unembed(h_BxTxD, out_VxD)

@@ -1,0 +1,209 @@
+"""Evaluation of one in-weights sequence model, at module level so that each metric has one
+definition that is testable on hand-made parameters.
+
+Every function takes a `Net`: the model's hidden states and its unembedding as two pure
+functions, so that logits are computed only where they are read: at the decode position
+in greedy decoding, at the scored positions of teacher-forced paths, and at the query
+position of the edge queries (once per node, not once per directed edge).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+NEG_INF = -1e9
+LOGIT_MARGIN_MAX_NODES = 1024  # an N x N logit matrix (4 MiB) and an SVD of E per experiment and evaluation
+TOPK_CAP = 16  # recall thresholds by top_k up to this out-degree; nodes above it sort their row
+
+
+class Net(NamedTuple):
+    """hidden(params, tokens_BxT) -> h_BxTxD (deterministic); logits(params, h_xD, vocab_mask_V)
+    -> float32 logits_xV with absent tokens at NEG_INF."""
+
+    hidden: Callable
+    logits: Callable
+
+
+def masked(logits_xV, vocab_mask_V):
+    return jnp.where(vocab_mask_V, logits_xV, NEG_INF)
+
+
+def map_rows(fn, arrays: tuple, chunk: int):
+    """fn(*batch) over row chunks of `arrays` (same leading size): bounded memory via lax.map."""
+    return jax.lax.map(lambda rows: jax.tree_util.tree_map(lambda o: o[0], fn(*(a[None] for a in rows))),
+                       arrays, batch_size=max(1, min(chunk, arrays[0].shape[0])))
+
+
+def nll(logits_xV, targets_x):
+    """Per-position negative log-likelihood of the targets."""
+    logp_xV = jax.nn.log_softmax(logits_xV, axis=-1)
+    return -jnp.take_along_axis(logp_xV, targets_x[..., None], axis=-1)[..., 0]
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def greedy_decode(net: Net, params, prefix_QxP, target_len: int, filler_id, vocab_mask_V, teacherless: bool):
+    """Greedy decoding of `target_len` tokens after each prefix (fixed shapes, no cache): one
+    forward pass per decoded token, unembedded at the decoded position only."""
+    q, p = prefix_QxP.shape
+    seq_QxT = jnp.concatenate([prefix_QxP, jnp.full((q, target_len - 1), filler_id, jnp.int32)], axis=1)
+
+    def body(j, carry):
+        seq_QxT, out_QxL = carry
+        h_QxD = jax.lax.dynamic_index_in_dim(net.hidden(params, seq_QxT), p - 1 + j, axis=1, keepdims=False)
+        tok_Q = jnp.argmax(net.logits(params, h_QxD, vocab_mask_V), axis=-1).astype(jnp.int32)
+        out_QxL = out_QxL.at[:, j].set(tok_Q)
+        if not teacherless:
+            pos = jnp.minimum(p + j, seq_QxT.shape[1] - 1)
+            written = jax.lax.dynamic_update_slice(seq_QxT, tok_Q[:, None], (0, pos))
+            seq_QxT = jnp.where(j < target_len - 1, written, seq_QxT)
+        return seq_QxT, out_QxL
+
+    _, out_QxL = jax.lax.fori_loop(0, target_len, body, (seq_QxT, jnp.zeros((q, target_len), jnp.int32)))
+    return out_QxL
+
+
+def forced_metrics(net: Net, params, inputs_QxT, targets_QxT, weights_QxT, row_mask_Q, first: int,
+                   count: int, vocab_mask_V, chunk: int) -> dict:
+    """Teacher-forced loss, token accuracy and exact match on the scored positions
+    first .. first+count-1 (the only ones unembedded)."""
+
+    def per_chunk(inputs_CxT, targets_CxT, weights_CxT):
+        h_CxLxD = net.hidden(params, inputs_CxT)[:, first:first + count]
+        logits_CxLxV = net.logits(params, h_CxLxD, vocab_mask_V)
+        targets_CxL, weights_CxL = targets_CxT[:, first:first + count], weights_CxT[:, first:first + count]
+        hit_CxL = jnp.argmax(logits_CxLxV, axis=-1) == targets_CxL
+        scored_CxL = weights_CxL > 0
+        return (jnp.sum(nll(logits_CxLxV, targets_CxL) * weights_CxL, axis=1), jnp.sum(weights_CxL, axis=1),
+                jnp.sum(hit_CxL & scored_CxL, axis=1), jnp.all(hit_CxL | ~scored_CxL, axis=1))
+
+    nll_Q, wsum_Q, hits_Q, exact_Q = map_rows(per_chunk, (inputs_QxT, targets_QxT, weights_QxT), chunk)
+    scored = jnp.maximum(jnp.sum(jnp.where(row_mask_Q, wsum_Q, 0)), 1)
+    return {
+        "test/forced_loss": jnp.sum(jnp.where(row_mask_Q, nll_Q, 0.0)) / scored,
+        "test/forced_accuracy": jnp.sum(jnp.where(row_mask_Q, hits_Q, 0)) / scored,
+        "test/forced_exact_match": jnp.sum(row_mask_Q & exact_Q) / jnp.maximum(jnp.sum(row_mask_Q), 1),
+    }
+
+
+def path_metrics(gen_QxL, data, first_index, root_is_given: bool, reverse_path: bool) -> dict:
+    """Exact match, first decision, per-position and child accuracy of decoded paths.
+
+    root_is_given: the decoded target starts after the root (root in the prefix, or hardest token),
+    so the first decoded node's previous node is the root.
+    """
+    targets_QxL, tmask_QxL, row_mask_Q = data["test_targets"], data["test_target_mask"], data["test_row_mask"]
+    correct_QxL = (gen_QxL == targets_QxL) | ~tmask_QxL
+    n_rows = jnp.maximum(jnp.sum(row_mask_Q), 1)
+    mean_rows = lambda x: jnp.sum(jnp.where(row_mask_Q, x, 0.0)) / n_rows
+    first_Q = jnp.take_along_axis(gen_QxL == targets_QxL, first_index[None, None], axis=1)[:, 0]
+    scored_QxL = tmask_QxL & row_mask_Q[:, None]
+    count_L = jnp.sum(scored_QxL, axis=0)  # 0 past this graph's path length: reported as None
+    per_pos_L = jnp.where(count_L > 0, jnp.sum((gen_QxL == targets_QxL) & scored_QxL, axis=0)
+                          / jnp.maximum(count_L, 1), jnp.nan)
+    q, target_len = gen_QxL.shape
+    first_prev = data["root"] if root_is_given else -1
+    prev_QxL = jnp.concatenate([jnp.full((q, 1), first_prev, jnp.int32), gen_QxL[:, :-1]], axis=1)
+    # a special token has no parent (a plain take would clip it onto a real node)
+    parent_of = lambda x: jnp.where((x >= 0) & (x < data["num_nodes"]), jnp.take(data["parent"], x, mode="clip"), -2)
+    child_ok_QxL = parent_of(prev_QxL) == gen_QxL if reverse_path else parent_of(gen_QxL) == prev_QxL
+    has_prev_L = jnp.arange(target_len) >= (0 if root_is_given else 1)
+    child_mask_QxL = scored_QxL & has_prev_L[None, :]
+    return {
+        "test/exact_match": mean_rows(jnp.all(correct_QxL, axis=1)),
+        "test/first_token": mean_rows(first_Q),
+        "test/token": per_pos_L,
+        "test/child": jnp.sum(child_ok_QxL & child_mask_QxL) / jnp.maximum(jnp.sum(child_mask_QxL), 1),
+    }
+
+
+# ----------------------------------------------------------------------------- edges
+
+
+def edge_query_logits(net: Net, params, edge_prefix_NxPe, vocab_mask_V, chunk: int):
+    """Logits after the edge query `[EDGE] u [PAUSE]*` of every node u: N x V (for small N only)."""
+    return map_rows(lambda p: net.logits(params, net.hidden(params, p)[:, -1], vocab_mask_V),
+                    (edge_prefix_NxPe,), chunk)
+
+
+def edge_recall(net: Net, params, data, chunk: int, margin_nodes: int = 0):
+    """Top-k recall@degree: the share of u's true successors among its top-k_u next tokens,
+    averaged over the nodes with a successor; one forward pass and one logits row per node.
+
+    A successor v is among the top k of u's row exactly when its logit is at least the row's
+    k-th largest value (ties included), so both are read from the same row: no successor ranked
+    exactly k-th is lost to float noise. Rows of nodes with at most TOPK_CAP successors take
+    that value from lax.top_k; the few nodes with more (a star's root) sort their row.
+    With margin_nodes > 0 also returns the first margin_nodes columns of every row (N x margin_nodes).
+    """
+    degree_N, succ_NxK = data["out_degree"], data["succ_table"]
+    k_cap = succ_NxK.shape[1]
+
+    def per_chunk(prefix_CxPe, degree_C, succ_CxK):
+        logits_CxV = net.logits(params, net.hidden(params, prefix_CxPe)[:, -1], data["vocab_mask"])
+        kth_C = jnp.take_along_axis(jax.lax.top_k(logits_CxV, k_cap)[0],
+                                    jnp.clip(degree_C - 1, 0, k_cap - 1)[:, None], axis=1)[:, 0]
+        own_CxK = jnp.take_along_axis(logits_CxV, jnp.maximum(succ_CxK, 0), axis=1)
+        valid_CxK = (jnp.arange(k_cap)[None, :] < degree_C[:, None]) & (degree_C[:, None] <= k_cap)
+        hits_C = jnp.sum(valid_CxK & (own_CxK >= kth_C[:, None]), axis=1)
+        return (hits_C, logits_CxV[:, :margin_nodes]) if margin_nodes else (hits_C,)
+
+    out = map_rows(per_chunk, (data["edge_prefix"], degree_N, succ_NxK), chunk)
+    hits_N = out[0].astype(jnp.float32)
+    if data["hub_nodes"].shape[0]:  # nodes with more than TOPK_CAP successors
+        hub_H, hub_succ_HxM = data["hub_nodes"], data["hub_succ"]
+        logits_HxV = net.logits(params, net.hidden(params, data["edge_prefix"][hub_H])[:, -1], data["vocab_mask"])
+        deg_H = degree_N[hub_H]
+        kth_H = jnp.take_along_axis(-jnp.sort(-logits_HxV, axis=1), jnp.maximum(deg_H - 1, 0)[:, None], axis=1)[:, 0]
+        own_HxM = jnp.take_along_axis(logits_HxV, jnp.maximum(hub_succ_HxM, 0), axis=1)
+        hub_hits_H = jnp.sum((hub_succ_HxM >= 0) & (own_HxM >= kth_H[:, None]), axis=1)
+        hits_N = hits_N.at[hub_H].add(jnp.where(deg_H > k_cap, hub_hits_H, 0).astype(jnp.float32))
+    has_N = (degree_N > 0) & data["node_mask"]
+    recall = jnp.sum(jnp.where(has_N, hits_N / jnp.maximum(degree_N, 1), 0.0)) / jnp.maximum(jnp.sum(has_N), 1)
+    return (recall, out[1]) if margin_nodes else (recall, None)
+
+
+def geometric_level(table_VxD, data):
+    """Mean cos(E_u, E_v) over the directed training edges (u != v), tracked during training."""
+    u_KxD, v_KxD = table_VxD[data["recall_src"]], table_VxD[data["recall_dst"]]
+    cos_K = jnp.sum(u_KxD * v_KxD, -1) / jnp.maximum(
+        jnp.linalg.norm(u_KxD, axis=-1) * jnp.linalg.norm(v_KxD, axis=-1), 1e-12)
+    mask_K = data["recall_mask"] & (data["recall_src"] != data["recall_dst"])
+    return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
+
+
+def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
+    """Geometric margin of any tied-embedding model, from its own edge logits (SPEC §7 generalised).
+
+    L_uv is the model's logit of node v after the edge query of node u. With E = U S Vᵀ, the
+    bilinear map that reproduces L on the nodes is W = E⁺ L (Eᵀ)⁺, and its spectral part
+    W' = V diag(λ) Vᵀ, λ_k = (Vᵀ W V)_kk, gives E W' Eᵀ = Σ_k (u_kᵀ L u_k) u_k u_kᵀ (the part
+    of L diagonal in E's own singular basis; k over singular values above rank_tol·s_max).
+    For an E W Eᵀ model this is exactly `analysis.geometry.geometric_margin`. Neighbours are the
+    undirected training edges; self counts as a neighbour only when self-edges are trained.
+    Returns (margin, margin_top1) averaged over the nodes with a neighbour and a non-neighbour.
+    """
+    n = E_NxD.shape[0]
+    valid_N = data["node_mask"]
+    both_NxN = valid_N[:, None] & valid_N[None, :]
+    L_NxN = jnp.where(both_NxN, L_NxN, 0.0)
+    u_NxR, s_R, _ = jnp.linalg.svd(jnp.where(valid_N[:, None], E_NxD, 0.0), full_matrices=False)
+    keep_R = s_R > rank_tol * s_R[0]
+    lam_R = jnp.where(keep_R, jnp.einsum("nr,nm,mr->r", u_NxR, L_NxN, u_NxR), 0.0)
+    geo_NxN = (u_NxR * lam_R) @ u_NxR.T
+    adj_NxN = jnp.zeros((n, n), jnp.int32).at[data["recall_src"], data["recall_dst"]].add(
+        data["recall_mask"].astype(jnp.int32)) > 0
+    self_NxN = jnp.eye(n, dtype=bool)
+    nbr_NxN = (adj_NxN | adj_NxN.T) & both_NxN  # the diagonal stays only for trained self-edges
+    non_NxN = both_NxN & ~nbr_NxN & ~self_NxN
+    best_nbr_N = jnp.max(jnp.where(nbr_NxN, geo_NxN, -jnp.inf), axis=1)
+    best_non_N = jnp.max(jnp.where(non_NxN, geo_NxN, -jnp.inf), axis=1)
+    scored_N = valid_N & jnp.any(nbr_NxN, axis=1) & jnp.any(non_NxN, axis=1)
+    count = jnp.maximum(jnp.sum(scored_N), 1)
+    margin = jnp.sum(jnp.where(scored_N, best_nbr_N - best_non_N, 0.0)) / count
+    top1 = jnp.sum(scored_N & (best_nbr_N >= best_non_N)) / count
+    return margin, top1
