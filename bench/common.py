@@ -55,8 +55,9 @@ def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / dt
 
 
-def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None):
-    """The configs/pathstar.py:cpu program with `seeds` vmapped experiments, initialised on device.
+def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None, overrides=()):
+    """The configs/pathstar.py:cpu program with `seeds` vmapped experiments, initialised on device;
+    `overrides` are (dotted key, text) pairs applied last.
 
     Returns (cfg, dims, program, state, hp, data)."""
     import jax
@@ -69,6 +70,8 @@ def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None):
         config.apply_override(cfg, "model.width", str(width))
     config.apply_override(cfg, "train.batch_size", str(batch))
     config.apply_override(cfg, "sweep.seeds", str(tuple(range(seeds))))
+    for dotted, text in overrides:
+        config.apply_override(cfg, dotted, text)
     exps, program, data, _ = train.build(cfg)
     _, dims = train.build_data(cfg, train.build_graphs(cfg), exps)
     hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}

@@ -7,7 +7,10 @@ step or a tmp directory that readers ignore (and report).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import pathlib
 import re
 
@@ -82,6 +85,8 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self._root, options=options, item_names=("state", "extra")
         )
+        self._writing: int | None = None  # the step whose background write may still fail
+        _quiet_background_save_failures()
 
     def __enter__(self):
         return self
@@ -90,21 +95,38 @@ class Checkpointer:
         self.close()
 
     def save(self, step: int, state, extra: dict) -> None:
+        """Starts writing `step` in the background (after the previous write has finished)."""
         ocp = self._ocp
-        self._manager.save(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(extra)
-            ),
-            force=True,
-        )
+        with self._storage_errors():
+            self._manager.save(
+                int(step),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(extra)
+                ),
+                force=True,
+            )
+        self._writing = int(step)
 
     def reload(self) -> None:
         """Re-reads the step directories (after `discard_steps_after`)."""
         self._manager.reload()
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        with self._storage_errors():
+            self._manager.wait_until_finished()
+
+    @contextlib.contextmanager
+    def _storage_errors(self):
+        """A failed checkpoint write (disk full, permissions) surfaces as one OSError naming the
+        step directory, however deep in Orbax's threads it happened; earlier steps stay whole."""
+        try:
+            yield
+        except Exception as err:
+            code = _os_error_code(err)
+            if code is None:
+                raise
+            where = self._root / str(self._writing) if self._writing is not None else self._root
+            raise OSError(code, os.strerror(code), f"checkpoint {where}") from None
 
     def restore(self, step: int, abstract_state):
         """Restores the state with the structure, shapes and dtypes of `abstract_state`."""
@@ -121,8 +143,42 @@ class Checkpointer:
         return restored["state"], restored["extra"]
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
+
+
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code=\\?'(\d+)\\?'")
+
+
+def _os_error_code(err: BaseException | None) -> int | None:
+    """The errno of a storage failure: an OSError (Orbax's own writes) or TensorStore's
+    ValueError('RESOURCE_EXHAUSTED: ... [os_error_code='28']'), also when re-raised by another."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err.errno
+        match = _TENSORSTORE_ERRNO.search(str(err))
+        if match:
+            return int(match.group(1))
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class _DropOrbaxTracebacks(logging.Filter):
+    """Orbax logs each failed background write with a traceback, once per thread; the failure
+    itself reaches the caller (Checkpointer.wait) and is reported there in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_orbax = "orbax" in record.pathname or "orbax" in str(record.msg)  # asyncio names the task's coroutine
+        return not (record.exc_info and from_orbax and record.levelno >= logging.ERROR)
+
+
+def _quiet_background_save_failures() -> None:
+    for name in ("absl", "asyncio"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropOrbaxTracebacks) for f in logger.filters):
+            logger.addFilter(_DropOrbaxTracebacks())
 
 
 def _brief(err: Exception) -> str:
@@ -158,15 +214,33 @@ def restore_numpy(workdir, step: int | None = None) -> dict:
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about the composite's item metadata
     try:
         with ocp.PyTreeCheckpointer() as ckptr:
-            meta = ckptr.metadata(path)
-            tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
-            restore_args = _numpy_restore_args(ocp, tree)
+            restore_args = _numpy_restore_args(ocp, _tree_metadata(ckptr, path))
             state = ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
     except CheckpointError:
         raise
     except Exception as err:  # corrupted or truncated files
         raise CheckpointError(f"{path}: checkpoint cannot be read ({_brief(err)})") from None
     return _to_numpy(state)
+
+
+def _tree_metadata(ckptr, path):
+    """The saved tree's structure with one ArrayMetadata (shape, dtype) per leaf."""
+    meta = ckptr.metadata(path)
+    return meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
+
+
+def saved_sweep_size(workdir, step: int) -> int:
+    """Rows of the sweep axis saved at `step`: the experiments, padded for the mesh that wrote them."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    path = _ckpt_root(workdir) / str(step) / "state"
+    try:
+        with ocp.PyTreeCheckpointer() as ckptr:
+            leaves = jax.tree_util.tree_leaves(_tree_metadata(ckptr, path))
+        return int(leaves[0].shape[0])
+    except Exception as err:  # missing or damaged metadata
+        raise CheckpointError(f"{path}: checkpoint cannot be read ({_brief(err)})") from None
 
 
 def _numpy_restore_args(ocp, tree):
@@ -186,11 +260,18 @@ def _to_numpy(tree):
 
 
 def read_extra(workdir, step: int) -> dict:
+    """The JSON saved next to the state at `step` (Orbax's JsonSave names it `metadata`; the item
+    directory may also hold Orbax's own files such as commit_success.txt)."""
     path = _ckpt_root(workdir) / str(step) / "extra"
-    files = sorted(path.glob("*")) if path.is_dir() else []
-    for candidate in files:
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
+    named = path / "metadata"
+    others = sorted(p for p in path.glob("*") if p != named) if path.is_dir() else []
+    for candidate in (named, *others):
+        try:
+            value = json.loads(candidate.read_text())
+        except (OSError, ValueError):  # absent, Orbax's plain-text marker, or damaged
+            continue
+        if isinstance(value, dict):
+            return value
     raise CheckpointError(f"{path}: missing checkpoint metadata")
 
 

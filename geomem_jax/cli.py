@@ -1,61 +1,208 @@
 """`geomem` command line: thin wrappers over importable functions (usable from Colab too).
 
-    geomem run      [--config=FILE[:PRESET]] [--config.key=value ...] [--workdir=DIR] [--resume[=auto]]
-    geomem train    --config=FILE[:PRESET] [--config.key=value ...] --workdir=DIR [--resume[=auto]]
-    geomem analyze  --workdir=DIR [--step=N]
-    geomem export-graph      --config=FILE[:PRESET] [--config.graph.*=...] --out=DIR
-    geomem export-embeddings --workdir=DIR [--step=N] --out=DIR
-    geomem zoo      --workdir=DIR [--seeds=N] [--only=PRESET,...] [--self-edges]
-    geomem reproduce --workdir=DIR [--only=CLAIM,...] [--seeds=N] [--quick | --scale=full|quick|paper]
+The help of every subcommand (`geomem COMMAND --help`) and the command list of README.md are
+generated from FLAGS and FLAG_HELP below, so a flag the parser accepts is a flag the help
+shows (tests/test_cli.py checks both against each other and against README.md).
 
 User errors print one line `geomem: error: ...` and exit 2; nothing is overwritten.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import pathlib
 import sys
+import textwrap
 
-from geomem_jax.errors import UserError
+from geomem_jax.errors import UserError, did_you_mean
 
 DEFAULT_CONFIG = "configs/quickstart.py"
-COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings", "zoo", "reproduce")
+COMMANDS = ("run", "train", "analyze", "export-graph", "export-embeddings", "zoo", "reproduce", "compare")
 FLAGS = {
     "run": {"config", "workdir", "resume", "no-progress", "no-analyze"},
     "train": {"config", "workdir", "resume", "no-progress"},
     "analyze": {"workdir", "step", "no-plots"},
-    "export-graph": {"config", "out", "prefix"},
+    "export-graph": {"config", "out", "prefix", "naming"},
     "export-embeddings": {"workdir", "step", "out"},
     "zoo": {"workdir", "seeds", "only", "self-edges", "no-progress"},
     "reproduce": {"workdir", "seeds", "only", "quick", "scale", "no-progress"},
+    "compare": {"metric", "out", "no-plots"},
 }
 BOOLEAN_FLAGS = {"no-progress", "no-analyze", "no-plots", "self-edges", "quick"}
+REQUIRED = {
+    "train": {"config", "workdir"}, "analyze": {"workdir"}, "export-graph": {"config", "out"},
+    "export-embeddings": {"workdir", "out"}, "zoo": {"workdir"}, "reproduce": {"workdir"},
+}
+POSITIONAL = {"compare": "RUN_DIR"}  # commands that take run directories as plain arguments
+TAKES_OVERRIDES = {"run", "train", "export-graph"}  # --config.KEY=VALUE
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagHelp:
+    value: str | None  # the value's placeholder; None for a switch (--flag, --flag=false)
+    meaning: str
+    keys: str = ""  # the config keys it reads or sets, when there are any
+
+
+FLAG_HELP = {  # (command, flag) first, then (None, flag) for flags that mean the same everywhere
+    (None, "config"): FlagHelp("FILE[:PRESET]", "config file (a Python module with get_config) and its preset",
+                               "every key the config defines"),
+    ("run", "config"): FlagHelp("FILE[:PRESET]", f"config file and preset (default {DEFAULT_CONFIG})",
+                                "every key the config defines"),
+    ("export-graph", "config"): FlagHelp("FILE[:PRESET]", "config whose graph is written", "graph.*"),
+    ("run", "workdir"): FlagHelp("DIR", "run directory (default runs/NAME[-PRESET][-HASH]: the config's name, "
+                                 "its preset and a short hash of the overrides, so other settings never collide)",
+                                 "name"),
+    (None, "workdir"): FlagHelp("DIR", "run directory"),
+    ("zoo", "workdir"): FlagHelp("DIR", "directory of the zoo: one run directory per preset, and zoo.md"),
+    ("reproduce", "workdir"): FlagHelp("DIR", "directory of the reproduction: its runs and REPRODUCTION.md"),
+    ("run", "resume"): FlagHelp("[=auto|true|false]", "continue the run in the workdir (default auto: continue "
+                                "it if it holds this config, else start); a larger train.steps extends a "
+                                "finished run", "train.steps, opt.schedule"),
+    ("train", "resume"): FlagHelp("[=auto|true|false]", "continue the run in the workdir (default false: the "
+                                  "workdir must be new); a larger train.steps extends a finished run",
+                                  "train.steps, opt.schedule"),
+    (None, "no-progress"): FlagHelp(None, "no progress line on stderr"),
+    ("run", "no-analyze"): FlagHelp(None, "train only; `geomem analyze --workdir=DIR` later"),
+    (None, "step"): FlagHelp("N", "checkpoint step to read (default: the latest complete one)"),
+    (None, "no-plots"): FlagHelp(None, "numbers and tables only, no figures"),
+    ("export-graph", "out"): FlagHelp("DIR", "directory for the release-format text files"),
+    ("export-embeddings", "out"): FlagHelp("DIR", "new (or empty) directory for emb_<index>.npy and index.json"),
+    ("compare", "out"): FlagHelp("DIR", "where compare.md and compare.png go (default runs/compare)"),
+    ("export-graph", "prefix"): FlagHelp("NAME", "file-name prefix (default from the graph: e.g. path_star_d4_l4_s3)"),
+    ("export-graph", "naming"): FlagHelp("geomem|release", "file names: geomem's (default, e.g. path_star_d4_l4_s3_*) or "
+                                         "the release builder's (star_deg_4_..._selfedge_0_*), which its trainer finds"),
+    ("zoo", "seeds"): FlagHelp("N", "seeds per preset (default 8)", "sweep.seeds of every preset"),
+    ("reproduce", "seeds"): FlagHelp("N", "seeds per run, >= 2 (default: the scale's)", "sweep.seeds of every run"),
+    ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py (<graph>_<model>[_self_edges])"),
+    ("reproduce", "only"): FlagHelp("CLAIM,...", "only these claims: in_weights, hardest_token, in_context, "
+                                    "edge_directions, frozen_embeddings, tiny_graphs, knobs, pause_tokens"),
+    ("zoo", "self-edges"): FlagHelp(None, "the _self_edges variant of every preset (graph.self_edges=true)",
+                                    "graph.self_edges"),
+    ("reproduce", "quick"): FlagHelp(None, "CI-sized runs (minutes): tests the pipeline, every verdict INCONCLUSIVE"),
+    ("reproduce", "scale"): FlagHelp("full|quick|paper", "sizes of every claim (default full; paper: accelerators)"),
+    ("compare", "metric"): FlagHelp("NAME", "metric to rank and plot (default: the first held-out metric present, "
+                                    "test/first_token first)"),
+}
+COMMAND_HELP = {
+    "run": "Train a config's sweep (default: the quick start), analyse it and print held-out accuracy.",
+    "train": "Train a config's sweep into a new run directory and print held-out accuracy.",
+    "analyze": "Spectral and geometric numbers, plots and report/report.md of a run directory.",
+    "export-graph": "Write a config's graph and split in the PyTorch release's text format.",
+    "export-embeddings": "Write each experiment's node embedding table (row i = node i) as .npy.",
+    "zoo": "Train and analyse the tiny-graph model zoo; write zoo.md.",
+    "reproduce": "Train the paper's headline claims and judge each; write REPRODUCTION.md.",
+    "compare": "Put the sweep points of several run directories in one table and one figure.",
+}
+HELP_WIDTH = 100
+FLAG_ORDER = ("config", "workdir", "step", "out", "prefix", "naming", "seeds", "only", "self-edges", "quick", "scale",
+              "metric", "resume", "no-progress", "no-analyze", "no-plots")
+
+
+def flag_help(command: str, name: str) -> FlagHelp | None:
+    return FLAG_HELP.get((command, name)) or FLAG_HELP.get((None, name))
+
+
+def _ordered_flags(command: str) -> list[str]:
+    known = [f for f in FLAG_ORDER if f in FLAGS[command]]
+    return known + sorted(FLAGS[command] - set(known))
+
+
+def _flag_text(command: str, name: str) -> str:
+    help_ = flag_help(command, name)
+    value = help_.value if help_ else "VALUE"
+    if value is None:
+        return f"--{name}"
+    return f"--{name}{value}" if value.startswith("[") else f"--{name}={value}"
+
+
+def synopsis(command: str) -> str:
+    """One usage line, e.g. `geomem analyze --workdir=DIR [--step=N] [--no-plots]`."""
+    parts = [f"geomem {command}"]
+    for name in _ordered_flags(command):
+        text = _flag_text(command, name)
+        parts.append(text if name in REQUIRED.get(command, ()) else f"[{text}]")
+        if name == "config" and command in TAKES_OVERRIDES:
+            parts.append("[--config.KEY=VALUE ...]")
+    if command in POSITIONAL:
+        parts.append(f"{POSITIONAL[command]} [{POSITIONAL[command]} ...]")
+    return " ".join(parts)
+
+
+def command_list() -> str:
+    """Every subcommand's usage line: README.md's command list is this text."""
+    return "\n".join(synopsis(c) for c in COMMANDS)
+
+
+def command_help(command: str) -> str:
+    lines = [f"usage: {synopsis(command)}", "", COMMAND_HELP[command], "", "flags:"]
+    rows = [(_flag_text(command, name), flag_help(command, name)) for name in _ordered_flags(command)]
+    if command in TAKES_OVERRIDES:
+        rows.insert(1, ("--config.KEY=VALUE", FlagHelp("", "set one config key (repeatable), e.g. "
+                                                       "--config.train.steps=500 --config.sweep.seeds=\"(0,1)\"")))
+    width = max(len(text) for text, _ in rows) + 2
+    for text, help_ in rows:
+        meaning = help_.meaning if help_ else "(undocumented)"
+        if help_ and help_.keys:
+            meaning += f" [config keys: {help_.keys}]"
+        wrapped = textwrap.wrap(meaning, HELP_WIDTH - width - 2) or [""]
+        lines.append(f"  {text:<{width}}{wrapped[0]}")
+        lines += [f"  {'':<{width}}{more}" for more in wrapped[1:]]
+    if command in POSITIONAL:
+        lines.append(f"  {POSITIONAL[command]:<{width}}a run directory (holds summary.json); two or more")
+    lines.append(f"  {'-h, --help':<{width}}this text")
+    return "\n".join(lines)
+
+
+def main_help() -> str:
+    from geomem_jax import __version__
+
+    width = max(len(c) for c in COMMANDS) + 2
+    lines = [f"geomem {__version__}: geometric vs associative memory of graphs in sequence models", "",
+             "usage: geomem COMMAND [flags]   (geomem COMMAND --help: its flags; geomem --version)", "", "commands:"]
+    lines += [f"  {c:<{width}}{COMMAND_HELP[c]}" for c in COMMANDS]
+    lines += ["", "User errors print one line `geomem: error: ...` and exit 2; nothing is overwritten."]
+    return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
-    """-> (command, flags, config overrides as (dotted key, text))."""
+    """-> (command, flags, config overrides as (dotted key, text)); positionals in flags["args"]."""
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(__doc__)
+        print(main_help())
+        raise SystemExit(0)
+    if argv[0] in ("-V", "--version", "version"):
+        from geomem_jax import __version__
+
+        print(f"geomem {__version__}")
         raise SystemExit(0)
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        raise UserError(f"unknown command {command!r}: expected one of {', '.join(COMMANDS)}")
-    flags, overrides = {}, []
+        raise UserError(f"unknown command {command!r}{did_you_mean(command, COMMANDS)}: expected one of "
+                        f"{', '.join(COMMANDS)}")
+    flags, overrides, positional = {}, [], []
     for arg in rest:
         if arg in ("-h", "--help"):
-            print(__doc__)
+            print(command_help(command))
             raise SystemExit(0)
         if not arg.startswith("--"):
+            if command in POSITIONAL:
+                positional.append(arg)
+                continue
             raise UserError(f"unexpected argument {arg!r}: flags look like --name=value")
         name, eq, value = arg[2:].partition("=")
-        if name.startswith("config."):
+        if name.startswith("config.") and command in TAKES_OVERRIDES | {"reproduce"}:
             if not eq:
                 raise UserError(f"--{name} needs a value: --{name}=VALUE")
             overrides.append((name[len("config."):], value))
             continue
         if name not in FLAGS[command]:
-            raise UserError(f"geomem {command}: unknown flag --{name}; allowed: "
-                            + ", ".join(f"--{f}" for f in sorted(FLAGS[command])) + ", --config.<key>=<value>")
+            allowed = ", ".join(f"--{f}" for f in sorted(FLAGS[command]))
+            extra = ", --config.<key>=<value>" if command in TAKES_OVERRIDES else ""
+            raise UserError(f"geomem {command}: unknown flag --{name}"
+                            f"{did_you_mean(name, FLAGS[command], '--')}; allowed: "
+                            f"{allowed}{extra} (geomem {command} --help)")
         if name == "resume":  # --resume, --resume=auto, --resume=false
             flags[name] = _resume_mode(value if eq else "true")
         elif name in BOOLEAN_FLAGS:
@@ -64,6 +211,8 @@ def parse_args(argv: list[str]) -> tuple[str, dict, list[tuple[str, str]]]:
             if not eq or not value:
                 raise UserError(f"--{name} needs a value: --{name}=VALUE")
             flags[name] = value
+    if command in POSITIONAL:
+        flags["args"] = positional
     return command, flags, overrides
 
 
@@ -84,6 +233,36 @@ def load(flags: dict, overrides, default: str | None = None):
     for dotted, text in overrides:
         config_lib.apply_override(cfg, dotted, text)
     return cfg
+
+
+def override_hash(spec: str, cfg) -> str:
+    """6 hex digits naming what `cfg` changes relative to the plain `spec` ('' when nothing):
+    overrides that leave a value as it was, or are written differently, give the same hash."""
+    from geomem_jax import config as config_lib
+
+    plain = json.loads(json.dumps(config_lib.to_dict(config_lib.load_config(spec))))
+    mine = json.loads(json.dumps(config_lib.to_dict(cfg)))
+    changed = {key: value for key, value in _flat(mine).items() if key != "name" and _flat(plain).get(key) != value}
+    if not changed:
+        return ""
+    return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def default_workdir(spec: str, cfg) -> str:
+    """runs/NAME[-PRESET][-HASH]: one directory per config name, preset and set of overrides."""
+    preset = spec.partition(":")[2]
+    digest = override_hash(spec, cfg)
+    return "runs/" + "-".join(part for part in (cfg.name, preset, digest) if part)
 
 
 def _required(flags: dict, name: str, command: str) -> str:
@@ -111,7 +290,14 @@ def cmd_train(flags, overrides, command="train"):
     distributed.maybe_initialize()
 
     cfg = load(flags, overrides, DEFAULT_CONFIG if command == "run" else None)
-    workdir = flags.get("workdir") or (f"runs/{cfg.name}" if command == "run" else _required(flags, "workdir", command))
+    if "workdir" in flags:
+        workdir = flags["workdir"]
+    elif command == "run":
+        workdir = default_workdir(flags.get("config", DEFAULT_CONFIG), cfg)
+        print(f"geomem: run directory {workdir} (from the config's name, preset and overrides; "
+              f"--workdir=DIR to choose)", file=sys.stderr)
+    else:
+        workdir = _required(flags, "workdir", command)
     # `geomem run` twice continues (or just re-reports) the same run instead of refusing.
     resume = flags.get("resume", "auto" if command == "run" else False)
     summary = loop.run(cfg, workdir, resume=resume, progress=not flags.get("no-progress"))
@@ -136,15 +322,22 @@ def cmd_analyze(flags, overrides):
 
 
 def cmd_export_graph(flags, overrides):
-    from geomem_jax import graphs
+    from geomem_jax import graphs, release_format
 
     cfg = load(flags, overrides)
     out = _required(flags, "out", "export-graph")
+    naming = flags.get("naming", "geomem")
+    if naming not in release_format.NAMINGS:
+        raise UserError(f"--naming={naming!r} is not allowed: expected one of {', '.join(release_format.NAMINGS)}")
+    if naming == "release" and "prefix" in flags:
+        raise UserError("--prefix and --naming=release both name the files: give one of them")
     graph = graphs.make_graph(cfg.graph)
-    spec = graph.spec
-    direction = spec.get("edges", cfg.graph.edges) if graph.family == "release" else cfg.graph.edges
-    self_edges = spec.get("self_edges", cfg.graph.self_edges) if graph.family == "release" else cfg.graph.self_edges
-    written = graphs.write_release_dir(graph, out, prefix=flags.get("prefix"), direction=direction, self_edges=self_edges)
+    # A graph read from files is written back as read; a generated one as the config asks.
+    from_files = graphs.is_from_release(graph)
+    direction = graph.spec["edges"] if from_files else cfg.graph.edges
+    self_edges = graph.spec["self_edges"] if from_files else cfg.graph.self_edges
+    written = graphs.write_release_dir(graph, out, prefix=flags.get("prefix"), direction=direction,
+                                       self_edges=self_edges, naming=naming)
     for path in written:
         print(path)
 
@@ -190,28 +383,70 @@ def cmd_reproduce(flags, overrides):
     print(f"reproduction report: {path}")
 
 
+def cmd_compare(flags, overrides):
+    from geomem_jax.analysis import compare
+
+    run_dirs = flags.get("args", [])
+    if len(run_dirs) < 2:
+        raise UserError("geomem compare: expected two or more RUN_DIR arguments (run directories with a summary.json)")
+    out = pathlib.Path(flags.get("out", "runs/compare"))
+    result = compare.compare_runs(run_dirs, out, metric=flags.get("metric"), make_plots=not flags.get("no-plots"))
+    print(result["table"])
+    print(f"comparison written to {result['report']}")
+
+
+COORD_LABELS = {"graph": "graph#", "lr": "lr", "weight_decay": "wd", "init_scale": "init", "dropout": "dropout"}
+
+
 def results_table(summary: dict) -> str:
-    """Held-out accuracy per experiment, then mean ± 95% CI per sweep point."""
-    present = {k for e in summary["experiments"] for k in e["final"]}
+    """Held-out accuracy per experiment (with its swept coordinates), then every sweep point's
+    mean and interval over seeds, best first by the primary held-out metric."""
+    from geomem_jax import metrics
+
+    exps = summary["experiments"]
+    present = {k for e in exps for k in e["final"]}
+    primary = metrics.primary_metric(present)
     cols = [(k, label) for k, label in TABLE_COLUMNS if k in present]
-    lines = ["exp  seed  graph                   " + "  ".join(f"{label:>7}" for _, label in cols)]
-    for e in summary["experiments"]:
+    cols.sort(key=lambda col: col[0] != primary)  # the primary metric first
+    swept = metrics.swept_keys([e.get("coords", {}) for e in exps])
+    coord_head = "".join(f"{COORD_LABELS.get(k, k):>9}" for k in swept)
+    lines = ["exp  seed  graph                 " + coord_head + "  " + "  ".join(f"{label:>7}" for _, label in cols)]
+    for e in exps:
         g = e["graph"]
         name = f"{g.get('family')} N={g.get('num_nodes')}"
+        coords = "".join(f"{_coord(e['coords'].get(k)):>9}" for k in swept)
         vals = "  ".join(_fmt(e["final"].get(key)) for key, _ in cols)
         flag = "  DIVERGED@%s" % e["diverged_at_step"] if e.get("diverged") else ""
-        lines.append(f"{e['index']:>3}  {e['seed']:>4}  {name:<22}  {vals}{flag}")
-    from geomem_jax.metrics import group_parts
-
-    for group in summary["aggregate"]:
-        coords, metrics = group_parts(group)
-        stats = "  ".join(
-            f"{label} {m['mean']:.3f}±{m['ci95']:.3f}"
-            for key, label in cols
-            if (m := metrics.get(key)) and m["mean"] is not None
-        )
-        lines.append(f"mean over {group['n']} seeds at {coords}: {stats}")
+        lines.append(f"{e['index']:>3}  {e['seed']:>4}  {name:<20}{coords}  {vals}{flag}")
+    lines += ["", *aggregate_table(summary["aggregate"], swept, cols, primary)]
     return "\n".join(lines)
+
+
+def aggregate_table(aggregate: list[dict], swept: list[str], cols, primary) -> list[str]:
+    """The sweep points, best first by `primary`, the best one marked."""
+    from geomem_jax import metrics
+
+    if not aggregate:
+        return []
+    ranked = metrics.rank_points(aggregate, primary)
+    cells = [[f"{_coord(metrics.group_parts(g)[0].get(k))}" for k in swept] + [str(g["n"])]
+             + [metrics.format_interval(metrics.group_parts(g)[1].get(key)) for key, _ in cols] for g in ranked]
+    head = [COORD_LABELS.get(k, k) for k in swept] + ["seeds"] + [label for _, label in cols]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(head)]
+    counts = {g["n"] for g in ranked}
+    title = f"mean over {counts.pop()} seeds" if len(counts) == 1 else "mean over seeds"
+    title += " [95% CI] per sweep point" + (f", best first by {primary}" if primary else "")
+    lines = [title, "  ".join(f"{h:>{w}}" for h, w in zip(head, widths))]
+    for i, row in enumerate(cells):
+        best = "  <- best" if i == 0 and primary and len(cells) > 1 else ""
+        lines.append("  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) + best)
+    if any(s.get("interval") == "min-max" for g in ranked for s in metrics.group_parts(g)[1].values()):
+        lines.append(metrics.MIN_MAX_NOTE)
+    return lines
+
+
+def _coord(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _fmt(v):
@@ -221,7 +456,7 @@ def _fmt(v):
 HANDLERS = {
     "run": cmd_run, "train": cmd_train, "analyze": cmd_analyze,
     "export-graph": cmd_export_graph, "export-embeddings": cmd_export_embeddings, "zoo": cmd_zoo,
-    "reproduce": cmd_reproduce,
+    "reproduce": cmd_reproduce, "compare": cmd_compare,
 }
 
 

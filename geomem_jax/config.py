@@ -14,7 +14,7 @@ import pathlib
 
 import ml_collections
 
-from geomem_jax.errors import ConfigError, UserError
+from geomem_jax.errors import ConfigError, UserError, did_you_mean
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,8 @@ def base_config() -> ml_collections.ConfigDict:
         dtype="float32", node2vec_objective="full_softmax", walk_length=10, walks_per_node=4,
         window=3, negatives=5, walk_p=1.0, walk_q=1.0,
     )
-    c.train = dict(recipe="mixed", steps=1000, batch_size=256, full_batch=False, stage1_steps=0, stage1_lr=1e-2)
+    c.train = dict(recipe="mixed", steps=1000, batch_size=256, full_batch=False, stage1_steps=0, stage1_lr=1e-2,
+                   batch_layout="by_kind", mixing="uniform")
     c.opt = dict(
         lr=1e-3, weight_decay=0.01, warmup_steps=100, schedule="cosine", final_lr_fraction=0.1,
         b1=0.9, b2=0.999, eps=1e-8,
@@ -68,7 +69,8 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise UserError(f"--config={spec}: {path} has no get_config(arg) function")
     presets = getattr(module, "PRESETS", None)
     if presets is not None and preset and preset not in presets:
-        raise ConfigError("--config preset", preset, f"one of {', '.join(presets)} (from {path.name})")
+        raise ConfigError("--config preset", preset,
+                          f"one of {', '.join(presets)} (from {path.name}){did_you_mean(preset, presets)}")
     cfg = module.get_config(preset or None)
     cfg.lock()
     return cfg
@@ -78,6 +80,11 @@ def _resolve(path_str: str) -> pathlib.Path:
     for candidate in (pathlib.Path(path_str), REPO_ROOT / path_str):
         if candidate.is_file():
             return candidate
+    folder = next((c for c in (pathlib.Path(path_str), REPO_ROOT / path_str) if c.is_dir()), None)
+    if folder is not None:
+        files = ", ".join(sorted(p.name for p in folder.glob("*.py") if not p.name.startswith("_"))) or "none"
+        raise UserError(f"--config={path_str}: is a folder, not a config file; pass --config="
+                        f"{path_str.rstrip('/')}/FILE.py[:PRESET] (config files there: {files})")
     raise UserError(f"--config={path_str}: no such config file")
 
 
@@ -90,7 +97,7 @@ def parse_value(text: str):
         return None
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # not a literal, or too deep
         return text
     if isinstance(value, list):
         value = tuple(value)
@@ -102,6 +109,8 @@ def apply_override(cfg: ml_collections.ConfigDict, dotted: str, text: str) -> No
     *parents, leaf = dotted.split(".")
     node = cfg
     for i, part in enumerate(parents):
+        if not isinstance(node, ml_collections.ConfigDict):  # a value, not a section (graph.degree.x)
+            raise _unknown_key(".".join(parents[: i + 1]), None)
         if part not in node:
             raise _unknown_key(".".join(parents[: i + 1]), node)
         node = node[part]
@@ -109,11 +118,15 @@ def apply_override(cfg: ml_collections.ConfigDict, dotted: str, text: str) -> No
         raise _unknown_key(dotted, node if isinstance(node, ml_collections.ConfigDict) else None)
     value = parse_value(text)
     current = node[leaf]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ConfigError(f"config.{dotted}", text, f"a key of the section, e.g. --config.{dotted}.{next(iter(current.keys()), 'KEY')}=VALUE")
     if isinstance(current, tuple) and not isinstance(value, tuple):
         value = (value,)
     if isinstance(current, bool) and not isinstance(value, bool):
         raise ConfigError(f"config.{dotted}", text, "true or false")
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > FLOAT32_MAX:  # also beyond float64: float(10**400) overflows
+            raise ConfigError(f"config.{dotted}", text, f"a finite number of magnitude <= {FLOAT32_MAX:.4g}")
         value = float(value)
     if isinstance(current, str) and not isinstance(value, str):
         value = str(text)
@@ -126,7 +139,9 @@ def apply_override(cfg: ml_collections.ConfigDict, dotted: str, text: str) -> No
 
 def _unknown_key(dotted: str, section) -> ConfigError:
     allowed = ", ".join(sorted(section.keys())) if section is not None else "(not a section)"
-    return ConfigError("config." + dotted, "<unknown key>", f"a key among: {allowed}")
+    parent, _, leaf = dotted.rpartition(".")
+    hint = did_you_mean(leaf, section.keys(), f"config.{parent}." if parent else "config.") if section is not None else ""
+    return ConfigError("config." + dotted, "<unknown key>", f"a key among: {allowed}{hint}")
 
 
 def to_dict(cfg) -> dict:
@@ -139,12 +154,26 @@ RECIPES = ("mixed", "staged", "edges")
 SCHEDULES = ("cosine", "constant")
 MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
 TASK_MODES = ("in_weights", "in_context")
+BATCH_LAYOUTS = ("by_kind", "padded")  # per-kind sub-batches, logits at loss positions | the release's layout
+MIXINGS = ("uniform", "stratified")  # mixed recipe: uniform draws from edges ∪ paths | fixed proportions
 
 
 def check_config(cfg) -> None:
     """Ranges and combinations that can be checked before any compute."""
+    check_value_types(cfg)
+    check_sweep_values(cfg)
+    check_unbounded_sizes(cfg)
+    check_family_keys(cfg)
+    check_release_dirs(cfg)
     if cfg.train.recipe not in RECIPES:
         raise ConfigError("train.recipe", cfg.train.recipe, f"one of {', '.join(RECIPES)}")
+    sequence_model = cfg.model.family != "node2vec" and cfg.task.mode == "in_weights"
+    if sequence_model and cfg.train.recipe == "mixed" and not cfg.train.full_batch and cfg.train.batch_size == 1:
+        raise ConfigError("train.batch_size", 1, "an integer >= 2 (train.recipe=mixed draws rows of both kinds)")
+    if cfg.train.batch_layout not in BATCH_LAYOUTS:
+        raise ConfigError("train.batch_layout", cfg.train.batch_layout, f"one of {', '.join(BATCH_LAYOUTS)}")
+    if cfg.train.mixing not in MIXINGS:
+        raise ConfigError("train.mixing", cfg.train.mixing, f"one of {', '.join(MIXINGS)}")
     if cfg.opt.schedule not in SCHEDULES:
         raise ConfigError("opt.schedule", cfg.opt.schedule, f"one of {', '.join(SCHEDULES)}")
     if cfg.model.family not in MODEL_FAMILIES:
@@ -194,3 +223,129 @@ def check_config(cfg) -> None:
         writers.summary_writer_class()
     if logging_opts["wandb"]:
         writers.import_wandb()
+
+
+# ----------------------------------------------------------------------------- value types and ranges
+
+INT32 = (-(2**31), 2**31 - 1)  # every whole number ends up in an int32 array or a shape
+FLOAT32_MAX = 3.4028234663852886e38
+MAX_PAUSE_TOKENS = 1024  # p pause tokens make every sequence p longer
+SWEEP_AXIS_BOUNDS = {  # sweep axis: (the config key that is its default, allowed?, wording)
+    "lr": ("opt.lr", lambda v: v > 0, "> 0"),
+    "weight_decay": ("opt.weight_decay", lambda v: v >= 0, ">= 0"),
+    "init_scale": ("model.init_scale", lambda v: v >= 0, ">= 0 (0: the model.init default)"),
+    "dropout": ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+
+
+def _leaves(section, prefix=""):
+    for key, value in section.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite32(value) -> bool:
+    """A real number that stays finite in float32 (hyperparameters are float32 arrays)."""
+    return _is_number(value) and abs(value) <= FLOAT32_MAX  # False for NaN too; exact for huge ints
+
+
+def _check_scalar(field: str, value, default) -> None:
+    """`value` has the type of the key's default; whole numbers fit int32, reals are finite."""
+    if isinstance(default, bool):
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok = _is_number(value) and isinstance(value, int) and INT32[0] <= value <= INT32[1]
+        wanted = f"a whole number in [{INT32[0]}, {INT32[1]}]"
+    elif isinstance(default, float):
+        ok, wanted = _is_finite32(value), f"a finite number of magnitude <= {FLOAT32_MAX:.4g}"
+    elif isinstance(default, str):
+        ok, wanted = isinstance(value, str), "a string"
+    else:
+        return  # tuples: check_sweep_values
+    if not ok:
+        raise ConfigError(field, value, wanted)
+
+
+def check_value_types(cfg) -> None:
+    """Every key of base_config holds a value of its default's type (never None, NaN, inf or an
+    int beyond int32); each key's own range is checked where it is used."""
+    for field, default in _leaves(base_config()):
+        _check_scalar(field, _get(cfg, field), default)
+    for field, ok, allowed in SWEEP_AXIS_BOUNDS.values():
+        if not ok(_get(cfg, field)):
+            raise ConfigError(field, _get(cfg, field), allowed)
+
+
+def check_sweep_values(cfg) -> None:
+    """The sweep tuples: seeds, hyperparameter axes, graph overrides."""
+    from geomem_jax import sweep
+
+    seeds = cfg.sweep.seeds
+    if not (isinstance(seeds, tuple) and seeds and all(_is_number(s) and isinstance(s, int) and 0 <= s <= INT32[1]
+                                                       for s in seeds)):
+        raise ConfigError("sweep.seeds", seeds, f"a non-empty tuple of whole numbers in [0, {INT32[1]}]")
+    for name, (_, ok, allowed) in SWEEP_AXIS_BOUNDS.items():
+        values = cfg.sweep[name]
+        if not (isinstance(values, tuple) and all(_is_finite32(v) and ok(v) for v in values)):
+            raise ConfigError(f"sweep.{name}", values, f"a tuple of finite (float32) numbers {allowed}")
+    graphs = cfg.sweep.graphs
+    if not (isinstance(graphs, tuple) and all(isinstance(g, dict) for g in graphs)):
+        raise ConfigError("sweep.graphs", graphs, "a tuple of dicts of graph.* overrides, e.g. ({'degree': 5},)")
+    for i, override in enumerate(graphs):
+        for key, value in override.items():
+            if key not in sweep.GRAPH_KEYS:
+                raise ConfigError(f"sweep.graphs[{i}]", key, f"keys among {', '.join(sweep.GRAPH_KEYS)}")
+            _check_scalar(f"sweep.graphs[{i}].{key}", value, cfg.graph[key])
+
+
+def check_unbounded_sizes(cfg) -> None:
+    """Keys without a natural upper bound that would allocate before the memory estimate does."""
+    if not 0 <= cfg.task.pause_tokens <= MAX_PAUSE_TOKENS:
+        raise ConfigError("task.pause_tokens", cfg.task.pause_tokens, f"an integer in [0, {MAX_PAUSE_TOKENS}]")
+    from geomem_jax import graphs
+
+    if not 0 <= cfg.task.num_values <= graphs.MAX_NODES:  # node labels: a vocabulary of that size
+        raise ConfigError("task.num_values", cfg.task.num_values, f"an integer in [0, {graphs.MAX_NODES}] (0: 2N)")
+
+
+def check_family_keys(cfg) -> None:
+    """Keys read only by some model families or recipes, checked for all (a bad value never waits
+    for a family switch)."""
+    for field in ("model.walk_p", "model.walk_q", "train.stage1_lr"):
+        if not _get(cfg, field) > 0:
+            raise ConfigError(field, _get(cfg, field), "a finite number > 0")
+    for field in ("model.d_state", "model.d_conv", "model.expand", "model.walk_length", "model.walks_per_node",
+                  "model.window", "model.negatives"):
+        if not _get(cfg, field) >= 1:
+            raise ConfigError(field, _get(cfg, field), "an integer >= 1")
+    if not cfg.train.stage1_steps >= 0:
+        raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, "an integer >= 0")
+
+
+def check_release_dirs(cfg) -> None:
+    """graph.release_dir (and any in sweep.graphs) names an existing directory, or is empty."""
+    dirs = [("graph.release_dir", cfg.graph.release_dir)]
+    dirs += [(f"sweep.graphs[{i}].release_dir", g["release_dir"]) for i, g in enumerate(cfg.sweep.graphs)
+             if "release_dir" in g]
+    for field, path in dirs:
+        if path and not _is_dir(path):
+            raise ConfigError(field, path, "a directory of release-format files (it does not exist or is not a directory)")
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return pathlib.Path(path).is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False

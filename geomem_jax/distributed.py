@@ -90,6 +90,36 @@ def sweep_sharding(mesh: Mesh | None):
     return None if mesh is None else NamedSharding(mesh, PartitionSpec("sweep"))
 
 
+def restore_target(shapes, saved_size: int, mesh: Mesh | None):
+    """Abstract state for restoring onto `mesh` a checkpoint whose sweep axis has `saved_size` rows
+    (padded for the mesh that wrote it, maybe another device count): split over the new mesh when the
+    rows divide evenly over it, else replicated on it (`resize_sweep` then re-pads and splits)."""
+    if mesh is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    elif saved_size % mesh.size == 0:
+        sharding = sweep_sharding(mesh)
+    else:
+        sharding = NamedSharding(mesh, PartitionSpec())
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct((saved_size, *x.shape[1:]), x.dtype, sharding=sharding), shapes
+    )
+
+
+def resize_sweep(state, num_experiments: int, size: int, mesh: Mesh | None):
+    """A restored state padded for `mesh`: its first `num_experiments` rows, then copies of the last
+    experiment up to `size` rows (what a run started on this mesh holds), split over the mesh.
+    Unchanged when it already has `size` rows (a resume on the device count that wrote it)."""
+    leaves = jax.tree_util.tree_leaves(state)
+    if not leaves or leaves[0].shape[0] == size:
+        return state
+
+    def resize(x):
+        real = x[:num_experiments]
+        return jax.numpy.concatenate([real, jax.numpy.repeat(real[-1:], size - num_experiments, axis=0)])
+
+    return jax.jit(lambda tree: jax.tree_util.tree_map(resize, tree), out_shardings=sweep_sharding(mesh))(state)
+
+
 def place(tree, mesh: Mesh | None):
     """Device arrays; with a mesh, the leading axis is split over it (each process builds its shards)."""
     if mesh is None:

@@ -23,3 +23,11 @@ class ReleaseFormatError(UserError, ValueError):
 
 class CheckpointError(UserError):
     """A run directory has no usable checkpoint, or not the one asked for."""
+
+
+def did_you_mean(word: str, choices, prefix: str = "") -> str:
+    """' (did you mean PREFIX+X?)' for the choice closest to `word`, or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""

@@ -21,10 +21,12 @@ TOPK_CAP = 16  # recall thresholds by top_k up to this out-degree; nodes above i
 
 class Net(NamedTuple):
     """hidden(params, tokens_BxT) -> h_BxTxD (deterministic); logits(params, h_xD, vocab_mask_V)
-    -> float32 logits_xV with absent tokens at NEG_INF."""
+    -> float32 logits_xV with absent tokens at NEG_INF; cached(params, tokens_BxT, cache, start)
+    -> (h_BxTxD, cache) for models that can attend to cached positions (None for the others)."""
 
     hidden: Callable
     logits: Callable
+    cached: Callable | None = None
 
 
 def masked(logits_xV, vocab_mask_V):
@@ -32,9 +34,25 @@ def masked(logits_xV, vocab_mask_V):
 
 
 def map_rows(fn, arrays: tuple, chunk: int):
-    """fn(*batch) over row chunks of `arrays` (same leading size): bounded memory via lax.map."""
-    return jax.lax.map(lambda rows: jax.tree_util.tree_map(lambda o: o[0], fn(*(a[None] for a in rows))),
-                       arrays, batch_size=max(1, min(chunk, arrays[0].shape[0])))
+    """fn(*chunks) over row chunks of `arrays` (same leading size; the last chunk padded) via
+    lax.map: bounded memory, and fn sees a whole chunk (a prefix shared by its rows runs once)."""
+    rows = arrays[0].shape[0]
+    chunk = max(1, min(chunk, rows))
+    n_chunks = -(-rows // chunk)
+    pad = n_chunks * chunk - rows
+    shaped = tuple(jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape((n_chunks, chunk) + a.shape[1:])
+                   for a in arrays)
+    out = jax.lax.map(lambda xs: fn(*xs), shaped)
+    return jax.tree_util.tree_map(lambda o: o.reshape((n_chunks * chunk,) + o.shape[2:])[:rows], out)
+
+
+def last_hidden(net: Net, params, tokens_BxT, shared: int = 0):
+    """Hidden state at the last position; the first `shared` tokens (equal in every row, e.g. the
+    edge query's [EDGE]) run once for all rows when the model can attend to a cache."""
+    if shared and net.cached is not None and tokens_BxT.shape[1] > shared:
+        _, cache = net.cached(params, tokens_BxT[:1, :shared], None, 0)
+        return net.cached(params, tokens_BxT[:, shared:], cache, shared)[0][:, -1]
+    return net.hidden(params, tokens_BxT)[:, -1]
 
 
 def nll(logits_xV, targets_x):
@@ -47,15 +65,24 @@ def nll(logits_xV, targets_x):
 
 
 def greedy_decode(net: Net, params, prefix_QxP, target_len: int, filler_id, vocab_mask_V, teacherless: bool):
-    """Greedy decoding of `target_len` tokens after each prefix (fixed shapes, no cache): one
-    forward pass per decoded token, unembedded at the decoded position only."""
+    """Greedy decoding of `target_len` tokens after each prefix, unembedded at the decoded position
+    only. With a cache: the prefix runs once, then one token per step; otherwise one full
+    forward pass (fixed shapes) per decoded token."""
     q, p = prefix_QxP.shape
+    next_token = lambda h_QxD: jnp.argmax(net.logits(params, h_QxD, vocab_mask_V), axis=-1).astype(jnp.int32)
+    if net.cached is not None:
+        h_QxPxD, cache = net.cached(params, prefix_QxP, None, 0)
+        out = [next_token(h_QxPxD[:, -1])]
+        for j in range(1, target_len):  # static and short: unrolled, the cache grows by one position
+            fed_Q = jnp.full((q,), filler_id, jnp.int32) if teacherless else out[-1]
+            h_Qx1xD, cache = net.cached(params, fed_Q[:, None], cache, p + j - 1)
+            out.append(next_token(h_Qx1xD[:, 0]))
+        return jnp.stack(out, axis=1)
     seq_QxT = jnp.concatenate([prefix_QxP, jnp.full((q, target_len - 1), filler_id, jnp.int32)], axis=1)
 
     def body(j, carry):
         seq_QxT, out_QxL = carry
-        h_QxD = jax.lax.dynamic_index_in_dim(net.hidden(params, seq_QxT), p - 1 + j, axis=1, keepdims=False)
-        tok_Q = jnp.argmax(net.logits(params, h_QxD, vocab_mask_V), axis=-1).astype(jnp.int32)
+        tok_Q = next_token(jax.lax.dynamic_index_in_dim(net.hidden(params, seq_QxT), p - 1 + j, axis=1, keepdims=False))
         out_QxL = out_QxL.at[:, j].set(tok_Q)
         if not teacherless:
             pos = jnp.minimum(p + j, seq_QxT.shape[1] - 1)
@@ -124,13 +151,7 @@ def path_metrics(gen_QxL, data, first_index, root_is_given: bool, reverse_path: 
 # ----------------------------------------------------------------------------- edges
 
 
-def edge_query_logits(net: Net, params, edge_prefix_NxPe, vocab_mask_V, chunk: int):
-    """Logits after the edge query `[EDGE] u [PAUSE]*` of every node u: N x V (for small N only)."""
-    return map_rows(lambda p: net.logits(params, net.hidden(params, p)[:, -1], vocab_mask_V),
-                    (edge_prefix_NxPe,), chunk)
-
-
-def edge_recall(net: Net, params, data, chunk: int, margin_nodes: int = 0):
+def edge_recall(net: Net, params, data, chunk: int, margin_nodes: int = 0, shared: int = 0):
     """Top-k recall@degree: the share of u's true successors among its top-k_u next tokens,
     averaged over the nodes with a successor; one forward pass and one logits row per node.
 
@@ -139,12 +160,13 @@ def edge_recall(net: Net, params, data, chunk: int, margin_nodes: int = 0):
     exactly k-th is lost to float noise. Rows of nodes with at most TOPK_CAP successors take
     that value from lax.top_k; the few nodes with more (a star's root) sort their row.
     With margin_nodes > 0 also returns the first margin_nodes columns of every row (N x margin_nodes).
+    shared: leading tokens common to every edge query (the [EDGE] task token), run once per chunk.
     """
     degree_N, succ_NxK = data["out_degree"], data["succ_table"]
     k_cap = succ_NxK.shape[1]
 
     def per_chunk(prefix_CxPe, degree_C, succ_CxK):
-        logits_CxV = net.logits(params, net.hidden(params, prefix_CxPe)[:, -1], data["vocab_mask"])
+        logits_CxV = net.logits(params, last_hidden(net, params, prefix_CxPe, shared), data["vocab_mask"])
         kth_C = jnp.take_along_axis(jax.lax.top_k(logits_CxV, k_cap)[0],
                                     jnp.clip(degree_C - 1, 0, k_cap - 1)[:, None], axis=1)[:, 0]
         own_CxK = jnp.take_along_axis(logits_CxV, jnp.maximum(succ_CxK, 0), axis=1)
@@ -156,7 +178,8 @@ def edge_recall(net: Net, params, data, chunk: int, margin_nodes: int = 0):
     hits_N = out[0].astype(jnp.float32)
     if data["hub_nodes"].shape[0]:  # nodes with more than TOPK_CAP successors
         hub_H, hub_succ_HxM = data["hub_nodes"], data["hub_succ"]
-        logits_HxV = net.logits(params, net.hidden(params, data["edge_prefix"][hub_H])[:, -1], data["vocab_mask"])
+        logits_HxV = net.logits(params, last_hidden(net, params, data["edge_prefix"][hub_H], shared),
+                                data["vocab_mask"])
         deg_H = degree_N[hub_H]
         kth_H = jnp.take_along_axis(-jnp.sort(-logits_HxV, axis=1), jnp.maximum(deg_H - 1, 0)[:, None], axis=1)[:, 0]
         own_HxM = jnp.take_along_axis(logits_HxV, jnp.maximum(hub_succ_HxM, 0), axis=1)

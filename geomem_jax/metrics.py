@@ -7,13 +7,106 @@ import math
 import os
 import pathlib
 import sys
-import time
 
 import numpy as np
 
-from geomem_jax.jsonio import mean_ci, write_json_atomic
+from geomem_jax.jsonio import write_json_atomic
 
 LOWER_IS_BETTER = ("loss",)
+# Held-out accuracy first: the first of these present is a run's primary metric (tables are
+# sorted by it, the best sweep point is the one with its highest mean).
+PRIMARY_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
+                   "edge/recall_at_5", "node2vec/alignment")
+# Metrics that are shares or accuracies, bounded by [0, 1]: their intervals are clipped to it.
+UNIT_INTERVAL_PREFIXES = ("test/first_", "test/exact_match", "test/token_", "test/child", "test/forced_accuracy",
+                          "test/forced_exact_match", "edge/recall", "spectral/alignment", "geometry/negative_mode_share")
+MIN_SEEDS_FOR_T = 3  # below this a Student-t interval is too wide to mean anything: show min–max
+
+
+def metric_range(name: str) -> tuple[float, float] | None:
+    """(0, 1) for accuracies and shares, None for unbounded metrics (losses, levels, margins)."""
+    return (0.0, 1.0) if name.startswith(UNIT_INTERVAL_PREFIXES) else None
+
+
+def mean_ci(values, bounds: tuple[float, float] | None = None) -> dict:
+    """Seed statistics of the finite values: {mean, std, ci95, n, lo, hi, interval}.
+
+    std has ddof=1 (0 when n = 1); ci95 is the half-width of the two-sided 95% Student-t
+    interval of the mean, t.ppf(0.975, n-1)·std/√n (0 when n = 1), unclipped. [lo, hi] is what
+    to show: mean ∓ ci95 clipped to `bounds` (interval "t95") when n >= MIN_SEEDS_FOR_T, else
+    the seeds' min and max (interval "min-max"). No finite value: every field None, n 0.
+    """
+    vals = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    n = len(vals)
+    if n == 0:
+        return {"mean": None, "std": None, "ci95": None, "n": 0, "lo": None, "hi": None, "interval": None}
+    mean = float(vals.mean())
+    std = float(vals.std(ddof=1)) if n > 1 else 0.0
+    ci95 = 0.0
+    if n > 1:
+        from scipy.special import stdtrit  # the t quantile; scipy.stats costs ~1 s to import
+
+        ci95 = float(stdtrit(n - 1, 0.975) * std / math.sqrt(n))
+    if n >= MIN_SEEDS_FOR_T:
+        lo, hi, interval = mean - ci95, mean + ci95, "t95"
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    else:
+        lo, hi, interval = float(vals.min()), float(vals.max()), "min-max"
+    return {"mean": mean, "std": std, "ci95": ci95, "n": n, "lo": lo, "hi": hi, "interval": interval}
+
+
+def metric_stats(name: str, values) -> dict:
+    """`mean_ci` of one named metric, clipped to the metric's range."""
+    return mean_ci(values, metric_range(name))
+
+
+MIN_MAX_MARK = "*"
+MIN_MAX_NOTE = f"{MIN_MAX_MARK} fewer than {MIN_SEEDS_FOR_T} seeds: [min, max] of the seeds, not a confidence interval"
+
+
+def format_interval(stat: dict | None, digits: int = 3) -> str:
+    """'0.840 [0.790, 0.890]' (95% t-interval, clipped), '0.640 [0.600, 0.680]*' (n < 3: min–max)."""
+    if not stat or stat.get("mean") is None:
+        return "-"
+    lo, hi = stat.get("lo"), stat.get("hi")
+    if lo is None or hi is None:  # statistics written before intervals were stored
+        return f"{stat['mean']:.{digits}f} ± {stat['ci95']:.{digits}f}"
+    mark = MIN_MAX_MARK if stat.get("interval") == "min-max" else ""
+    return f"{stat['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]{mark}"
+
+
+def primary_metric(names) -> str | None:
+    """The held-out metric a sweep is ranked by: the first of PRIMARY_METRICS among `names`."""
+    names = set(names)
+    return next((m for m in PRIMARY_METRICS if m in names), None)
+
+
+def swept_keys(coords_list: list[dict]) -> list[str]:
+    """Coordinates whose value differs between entries (in first-seen key order)."""
+    keys = list(dict.fromkeys(k for c in coords_list for k in c))
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in coords_list}) > 1]
+
+
+def rank_points(aggregate: list[dict], metric: str | None, stats_of=None) -> list[dict]:
+    """Aggregate entries best first by the mean of `metric` (higher is better unless a loss),
+    ties broken by the later PRIMARY_METRICS; points without `metric` last. stats_of(entry) ->
+    {name: stats} (default: the flat summary.json entry's statistics)."""
+    if metric is None:
+        return list(aggregate)
+    stats_of = stats_of or (lambda group: group_parts(group)[1])
+    order = [metric] + [m for m in PRIMARY_METRICS if m != metric]
+
+    def key(group):
+        stats = stats_of(group)
+        out = []
+        for name in order:
+            mean = (stats.get(name) or {}).get("mean")
+            sign = 1.0 if any(t in name for t in LOWER_IS_BETTER) else -1.0
+            out.append((mean is None, sign * mean if mean is not None else 0.0))
+        return out
+
+    return sorted(aggregate, key=key)
 
 
 def to_python(value):
@@ -90,7 +183,7 @@ def aggregate(experiments: list[dict]) -> list[dict]:
         names = sorted({k for m in members for k, v in m["final"].items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
         entry = {**json.loads(key), "n": len(members), "seeds": [m["seed"] for m in members]}
-        entry.update({name: mean_ci([m["final"].get(name) for m in members]) for name in names})
+        entry.update({name: metric_stats(name, [m["final"].get(name) for m in members]) for name in names})
         out.append(entry)
     return out
 
@@ -135,27 +228,68 @@ def write_summary(workdir, summary: dict) -> None:
     write_json_atomic(pathlib.Path(workdir) / "summary.json", summary)
 
 
+class HeadlineFigure:
+    """The held-out figure of the progress line: the mean over seeds of the primary metric at its
+    best sweep point now, and the highest such mean so far (which never decreases)."""
+
+    def __init__(self, coords_by_index: list[dict]):
+        self.groups = [json.dumps(c, sort_keys=True) for c in coords_by_index]
+        self.points = len(set(self.groups))
+        self.seeds = len(self.groups) // max(self.points, 1)
+        self.best: float | None = None
+
+    def point_means(self, experiments: list[dict], name: str) -> dict:
+        values: dict[str, list] = {}
+        for e in experiments:
+            v = e.get(name)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                values.setdefault(self.groups[e["index"]], []).append(v)
+        return {g: float(np.mean(v)) for g, v in values.items()}
+
+    def update(self, record: dict) -> str:
+        """The text for the progress line after one evaluation record."""
+        names = {k for e in record["experiments"] for k in e}
+        name = primary_metric(names)
+        if name is None:
+            return ""
+        now = max(self.point_means(record["experiments"], name).values(), default=None)
+        if now is None:
+            return ""
+        self.best = now if self.best is None else max(self.best, now)
+        short = name.split("/")[-1]
+        where = (f"mean of {self.seeds} seeds" if self.points == 1
+                 else f"best of {self.points} points, mean of {self.seeds} seeds")
+        return f"{short} {now:.3f} ({where}; best so far {self.best:.3f})"
+
+
 class Progress:
-    """One-line progress: step, steps/s, ETA and the best held-out accuracy so far across the sweep."""
+    """One-line progress: step, steps/s of the compiled program (compilation excluded), ETA,
+    and the held-out figure of `HeadlineFigure`."""
 
     def __init__(self, total_steps: int, start_step: int = 0, stream=None, label: str = "train"):
         self.total, self.start = total_steps, start_step
         self.stream = stream or sys.stderr
-        self.t0 = time.perf_counter()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.label = label
+        self.timed_steps, self.timed_seconds = 0, 0.0
 
-    def update(self, step: int, best: dict) -> None:
-        elapsed = time.perf_counter() - self.t0
-        done = step - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) / rate if rate > 0 else float("nan")
+    def count(self, steps: int, seconds: float) -> None:
+        """Steps that ran without compiling, and their wall time."""
+        self.timed_steps += steps
+        self.timed_seconds += seconds
+
+    @property
+    def rate(self) -> float | None:
+        return self.timed_steps / self.timed_seconds if self.timed_seconds > 0 else None
+
+    def update(self, step: int, figure: str = "") -> None:
+        rate = self.rate
+        eta = (self.total - step) / rate if rate else float("nan")
         width = 24
         filled = int(width * step / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
-        extras = "  ".join(f"{k}={v:.3f}" for k, v in best.items() if v is not None)
-        line = (f"[{self.label}] [{bar}] {step}/{self.total}  {rate:.1f} steps/s  "
-                f"ETA {_fmt_time(eta)}  {extras}")
+        speed = f"{rate:.1f} steps/s" if rate else "-- steps/s"
+        line = f"[{self.label}] [{bar}] {step}/{self.total}  {speed}  ETA {_fmt_time(eta)}  {figure}".rstrip()
         if self.tty:
             self.stream.write("\r" + line.ljust(110))
             if step >= self.total:

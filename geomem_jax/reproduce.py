@@ -796,7 +796,7 @@ def run_reproduce(workdir, only=None, seeds=None, quick: bool = False, progress:
                   scale: str | None = None) -> pathlib.Path:
     """Runs the chosen claims (default: all) and writes workdir/REPRODUCTION.md; returns its path.
 
-    quick: the CI-sized version (minutes; verdicts marked as quick). seeds: seeds per run
+    quick: the CI-sized version (minutes; every verdict INCONCLUSIVE, not judged). seeds: seeds per run
     (default: the scale's). scale: "full" (default), "quick" (same as quick=True) or "paper"
     (the paper's sizes, for accelerators). Finished runs are read, unfinished ones resumed.
     """
@@ -820,7 +820,7 @@ def run_reproduce(workdir, only=None, seeds=None, quick: bool = False, progress:
     for i, claim in enumerate(claims):
         t0 = time.perf_counter()
         ctx.say(f"[reproduce {i + 1}/{len(claims)}] {claim}: starting (elapsed {_hms(t0 - t_start)})")
-        claim_rows = CLAIM_FUNCS[claim](ctx)
+        claim_rows = judged(CLAIM_FUNCS[claim](ctx), ctx.quick)
         rows.extend(claim_rows)
         ctx.say(f"[reproduce {i + 1}/{len(claims)}] {claim}: "
                 f"{', '.join(r.verdict for r in claim_rows)} in {_hms(time.perf_counter() - t0)}")
@@ -829,13 +829,26 @@ def run_reproduce(workdir, only=None, seeds=None, quick: bool = False, progress:
     if finished:
         ctx.say(f"[reproduce] also reporting claims finished earlier: {', '.join(finished)}")
         for claim in finished:
-            rows.extend(CLAIM_FUNCS[claim](ctx))
+            rows.extend(judged(CLAIM_FUNCS[claim](ctx), ctx.quick))
     claims = [c for c in CLAIMS if c in claims or c in finished]
     rows.sort(key=lambda r: CLAIMS.index(r.claim))  # stable: a claim's rows keep their order
     plots = write_plots(workdir, ctx.plot_data)
     path = write_report(workdir, rows, claims, ctx, plots, machine, time.perf_counter() - t_start)
     ctx.say(f"[reproduce] wrote {path}")
     return path
+
+
+QUICK_MARK = " *(quick mode: not judged)*"
+
+
+def judged(rows: list[Row], quick: bool) -> list[Row]:
+    """Quick mode decides nothing: every verdict is INCONCLUSIVE, and what the rule would give on
+    these CI-sized numbers is kept in the claim's section only, marked as not a verdict."""
+    if not quick:
+        return rows
+    return [dataclasses.replace(r, verdict=INCONCLUSIVE, details=[
+        *r.details, f"- the rule on these CI-sized numbers gives {r.verdict} (quick mode: not a verdict)"])
+        for r in rows]
 
 
 def claim_finished(ctx: Context, claim: str) -> bool:
@@ -958,7 +971,7 @@ def _cmd(ctx: Context, claim: str | None = None) -> str:
 
 
 def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -> pathlib.Path:
-    quick_mark = " *(quick)*" if ctx.quick else ""
+    quick_mark = QUICK_MARK if ctx.quick else ""
     load = machine["load_at_start"]
     lines = [
         "# Reproduction of the paper's headline claims",
@@ -972,8 +985,9 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
         "",
     ]
     if ctx.quick:
-        lines += ["> **Quick mode: sizes too small to decide.** Verdicts are computed with the same rules but on",
-                  "> CI-sized runs (tiny graphs, few steps, 2 seeds); they test the pipeline, not the paper.", ""]
+        lines += ["> **Quick mode: sizes too small to decide.** Every verdict is INCONCLUSIVE (not judged): the",
+                  "> CI-sized runs (tiny graphs, few steps, 2 seeds) test the pipeline, not the paper. What the rule",
+                  "> gives on these numbers is listed in each claim's section, not as a verdict.", ""]
     lines += [
         "Every number: mean ± 95% CI (Student t over seeds) of the final evaluation, n = seeds. Verdicts are",
         "computed from these numbers by the rules in each section (thresholds: docs/REPRODUCING.md).",

@@ -46,8 +46,11 @@ def default_init_scale(model_cfg) -> float:
 
 
 def graph_configs(cfg) -> list[dict]:
-    """One graph config per entry of sweep.graphs (overrides of cfg.graph), or just cfg.graph."""
-    base = {k: cfg.graph[k] for k in GRAPH_KEYS}
+    """One graph config per entry of sweep.graphs (overrides of cfg.graph), or just cfg.graph.
+
+    Each also carries graph.edges and graph.self_edges (not sweepable): they pick the dataset
+    of a release folder that holds several (graphs.read_release_dir)."""
+    base = {k: cfg.graph[k] for k in (*GRAPH_KEYS, "edges", "self_edges")}
     overrides = tuple(cfg.sweep.graphs) or ({},)
     out = []
     for i, override in enumerate(overrides):

@@ -308,11 +308,13 @@ def _weighted_ce(logits_BxTxV, targets_BxT, weights_BxT, vocab_mask_V):
     return jnp.sum(nll_BxT * weights_BxT) / jnp.maximum(jnp.sum(weights_BxT), 1.0)
 
 
-def sequence_net(model, model_cfg) -> tuple:
-    """(hidden, logits) of a Transformer / Mamba module as pure functions of the params.
+def sequence_net(model, model_cfg) -> evals.Net:
+    """The model as pure functions of the params (`evals.Net`).
 
     hidden(params, tokens, hp=None, key=None): final hidden states (dropout when a key is given);
-    logits(params, h_xD, vocab_mask_V): the (tied or untied) unembedding of only those states.
+    logits(params, h_xD, vocab_mask_V): the (tied or untied) unembedding of only those states;
+    cached(params, tokens, cache, start): hidden states attending to cached earlier positions,
+    and the extended cache (Transformer only; None for Mamba).
     """
     paths = table_paths(model_cfg)
     out_path = paths["output_embedding"] or paths["embedding"]
@@ -329,20 +331,29 @@ def sequence_net(model, model_cfg) -> tuple:
         table_VxD = jax.lax.stop_gradient(table_VxD) if frozen else table_VxD  # as inside the model
         return evals.masked(unembed(h_xD, table_VxD), vocab_mask_V)
 
-    return hidden, logits
+    def cached(params, tokens, cache, start):
+        return model.apply({"params": params}, tokens, hidden_only=True, cache=cache, start=start, return_cache=True)
+
+    return evals.Net(hidden, logits, cached if model_cfg.family == "transformer" else None)
 
 
-def by_kind_loss(hidden, logits, params, batch: dict, first: int, count: int, vocab_mask_V, hp=None, key=None):
+def by_kind_loss(net: evals.Net, params, batch: dict, first: int, count: int, vocab_mask_V, hp=None, key=None,
+                 shared: int = 0):
     """Mean NLL over the scored tokens of both sub-batches: the edge queries' last position and the
-    path rows' positions first .. first+count-1; only those positions are unembedded."""
+    path rows' positions first .. first+count-1; only those positions are unembedded. The first
+    `shared` edge-query tokens (the [EDGE] task token, the same in every row) run once for all
+    rows (without dropout: a shared position would share its dropout mask)."""
     k_edge, k_path = jax.random.split(key) if key is not None else (None, None)
-    h_ExD = hidden(params, batch["edge_tokens"], hp, k_edge)[:, -1]
-    nll_E = evals.nll(logits(params, h_ExD, vocab_mask_V), batch["edge_next"])
+    if key is None:
+        h_ExD = evals.last_hidden(net, params, batch["edge_tokens"], shared)
+    else:
+        h_ExD = net.hidden(params, batch["edge_tokens"], hp, k_edge)[:, -1]
+    nll_E = evals.nll(net.logits(params, h_ExD, vocab_mask_V), batch["edge_next"])
     total, scored = jnp.sum(nll_E * batch["edge_weights"]), jnp.sum(batch["edge_weights"])
     if "path_inputs" in batch:
-        h_PxLxD = hidden(params, batch["path_inputs"], hp, k_path)[:, first:first + count]
+        h_PxLxD = net.hidden(params, batch["path_inputs"], hp, k_path)[:, first:first + count]
         weights_PxL = batch["path_weights"][:, first:first + count]
-        nll_PxL = evals.nll(logits(params, h_PxLxD, vocab_mask_V), batch["path_targets"][:, first:first + count])
+        nll_PxL = evals.nll(net.logits(params, h_PxLxD, vocab_mask_V), batch["path_targets"][:, first:first + count])
         total, scored = total + jnp.sum(nll_PxL * weights_PxL), scored + jnp.sum(weights_PxL)
     return total / jnp.maximum(scored, 1.0)
 
@@ -370,8 +381,9 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     stage1 = cfg.train.stage1_steps if recipe == "staged" else 0
     emb_paths = table_paths(cfg.model)
     frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None  # top-level params key
-    hidden, logits = sequence_net(model, cfg.model)
+    net = sequence_net(model, cfg.model)
     first, count = dims.prefix_len - 1, dims.target_len  # the scored positions of a path row
+    shared = int(spec.task_tokens)  # every edge query starts with [EDGE]
 
     def init(key, hp, data):
         k_param, k_run = jax.random.split(key)
@@ -394,7 +406,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
                             rngs={"dropout": drop_key})
             return _weighted_ce(out, targets, weights, data["vocab_mask"])
         batch = by_kind_batch(k_batch, step, cfg, dims, stage1, data)
-        return by_kind_loss(hidden, logits, params, batch, first, count, data["vocab_mask"], hp, drop_key)
+        return by_kind_loss(net, params, batch, first, count, data["vocab_mask"], hp, drop_key, shared)
 
     def step_fn(state, hp, data):
         key, k_batch, k_drop = jax.random.split(state["key"], 3)
@@ -406,7 +418,6 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         new = _apply_step(cfg.opt, state, loss, grads, opt_state, lr_of(step, hp), hp["weight_decay"], frozen_key, key)
         return new, {"train/loss": loss}
 
-    net = evals.Net(hidden=lambda p, t: hidden(p, t), logits=logits)
     # Teacher-forced chunks unembed rows x count positions: no more logits than a training step has.
     step_logits = (dims.edge_rows + dims.path_rows * count) if layout == "by_kind" else cfg.train.batch_size * dims.seq_len
     forced_chunk = max(1, min(cfg.eval.row_chunk, step_logits // max(count, 1)))
@@ -426,7 +437,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
                 data["test_row_mask"], first, count, data["vocab_mask"], forced_chunk))
         margin_nodes = dims.num_nodes if dims.num_nodes <= evals.LOGIT_MARGIN_MAX_NODES else 0
         metrics["edge/recall_at_degree"], logits_NxN = evals.edge_recall(net, params, data, cfg.eval.node_chunk,
-                                                                         margin_nodes)
+                                                                         margin_nodes, shared)
         table_VxD = _leaf(params, emb_paths["embedding"])
         metrics["geometry/level"] = evals.geometric_level(table_VxD, data)
         if margin_nodes:
@@ -525,7 +536,8 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
     vocab_mask = jnp.ones((dims.vocab_size,), bool)
     emb_paths = table_paths(cfg.model)
     frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None
-    hidden, logits = sequence_net(model, cfg.model)
+    net = sequence_net(model, cfg.model)
+    hidden, logits = net.hidden, net.logits
     first = dims.prefix_len - 1  # predicts the source; every later position is scored too
 
     def draw(key, rows):
@@ -635,10 +647,12 @@ def make_train(cfg):
 
     The same computation as `geomem train` (which runs it in chunks to write metrics and
     checkpoints on the way); metrics are the final evaluation plus the mean training loss
-    of the last `eval.every` steps.
+    over the steps since the previous evaluation (the host loop evaluates every `eval.every`
+    steps and at the end).
     """
     exps, program, data, _ = build(cfg)
-    steps, tail = cfg.train.steps, min(cfg.eval.every, cfg.train.steps)
+    steps = cfg.train.steps
+    tail = steps - cfg.eval.every * ((steps - 1) // cfg.eval.every)
 
     def train(key, hp, data):
         state = program.init(key, hp, data)
@@ -721,8 +735,13 @@ def check_memory(cfg, program, data, num_experiments: int, available: int | None
     per_device = -(-num_experiments // devices)
     available = available or device_memory_bytes()
     budget = 0.9 * available
+    if per_exp > budget:
+        raise UserError(
+            f"a single experiment needs about {per_exp / 2**20:.0f} MiB but 90% of a device is "
+            f"{budget / 2**30:.1f} GiB: use a smaller model (model.width / model.layers), a smaller "
+            "train.batch_size or eval.row_chunk / eval.node_chunk, or a larger device")
     if per_exp * per_device > budget:
-        fit = max(int(budget // per_exp), 0) * devices
+        fit = int(budget // per_exp) * devices
         raise UserError(
             f"the sweep needs about {per_exp * per_device / 2**30:.1f} GiB per device ({per_device} experiments x "
             f"{per_exp / 2**20:.0f} MiB) but a device has {available / 2**30:.1f} GiB: run at most {fit} experiments "

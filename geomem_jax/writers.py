@@ -1,13 +1,19 @@
 """Optional TensorBoard and Weights & Biases writers, fed from the metrics.jsonl records.
 
 Both are off by default (`logging.tensorboard`, `logging.wandb`) and need an extra:
-`pip install 'geomem_jax[tensorboard]'` (tensorboardX) or `'geomem_jax[wandb]'`.
+`pip install 'geomem_jax[tensorboard]'` (tensorboardX + tensorboard) or `'geomem_jax[wandb]'`
+(the `dev` extra has both).
 Each sweep point (experiment) is its own run, named `exp<index>`:
 
-    TensorBoard: event files under <workdir>/tb/exp<index>/
+    TensorBoard: event files under <workdir>/tb/exp<index>/, hparams = hparams + coords + seed
+                 (the HParams dashboard); a resumed run adds an event file that purges
+                 the events after its checkpoint step.
     W&B:         one run per experiment in project `logging.wandb_project`, offline
                  (files under <workdir>/wandb/, `wandb sync` uploads them) unless
-                 `logging.wandb_mode=online`; config = hparams + coords + seed.
+                 `logging.wandb_mode=online`; config = hparams + coords + seed. A resumed
+                 run reopens the same run ids, logs the metrics.jsonl records up to its
+                 checkpoint that the (buffered, so lossy on a kill) .wandb files lack, and
+                 never a step those files already hold: each step is logged once.
 
 A record is exactly one line of metrics.jsonl:
 `{"step", "elapsed_s", "experiments": [{"index", metric: value or list}]}`. Vector
@@ -17,9 +23,12 @@ values that metrics.jsonl holds as null (non-finite) are skipped.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import pathlib
+import re
+import time
 import uuid
 from typing import Protocol
 
@@ -50,12 +59,23 @@ def scalars(entry: dict) -> dict[str, float]:
 
 
 class TensorBoardWriter:
-    """One SummaryWriter per experiment, at <workdir>/tb/exp<index>/."""
+    """One SummaryWriter per experiment, at <workdir>/tb/exp<index>/, its hparams written first."""
 
-    def __init__(self, summary_writer_cls, workdir, experiments: list[dict], purge_step: int | None = None):
+    def __init__(self, summary_writer_cls, hparams_fn, workdir, experiments: list[dict],
+                 purge_step: int | None = None):
         root = pathlib.Path(workdir) / "tb"
-        kwargs = {} if purge_step is None else {"purge_step": purge_step}
-        self.runs = {e["index"]: summary_writer_cls(str(root / f"exp{e['index']}"), **kwargs) for e in experiments}
+        # The writers name event files by the second; a restart within it would reopen (and
+        # truncate) the same file. The suffix keeps every file and sorts in creation order.
+        kwargs = {"filename_suffix": f".{time.time_ns()}"}
+        if purge_step is not None:
+            kwargs["purge_step"] = purge_step
+        self.runs = {}
+        for e in experiments:
+            run = summary_writer_cls(str(root / f"exp{e['index']}"), **kwargs)
+            file_writer = run._get_file_writer()
+            for summary in hparams_fn(experiment_config(e), {}):
+                file_writer.add_summary(summary)
+            self.runs[e["index"]] = run
 
     def write(self, record: dict) -> None:
         step = int(record["step"])
@@ -73,24 +93,35 @@ class TensorBoardWriter:
 
 
 class WandbWriter:
-    """One W&B run per experiment (reinit="create_new": several runs open in one process)."""
+    """One W&B run per experiment (reinit="create_new": several runs open in one process).
 
-    def __init__(self, wandb, workdir, experiments: list[dict], project: str, mode: str, resume: bool = False):
+    resume="allow" reopens a run id the workdir already has (a resumed or restarted run);
+    steps up to the last one in its local .wandb files are not logged again. W&B buffers its
+    .wandb files, so a killed process can lose its last (or all) logged steps: `backfill`
+    (the metrics.jsonl records up to the checkpoint a run resumes from) logs those again.
+    """
+
+    def __init__(self, wandb, workdir, experiments: list[dict], project: str, mode: str,
+                 backfill: list[dict] = ()):
         workdir = pathlib.Path(workdir)
         ids = _wandb_ids(workdir, experiments)
-        self.runs = {}
+        self.runs, self.last_step = {}, {}
         for e in experiments:
             i = e["index"]
+            history = read_wandb_run(workdir, ids[str(i)])["history"]
+            self.last_step[i] = max((row["_step"] for row in history), default=None)
             self.runs[i] = wandb.init(
                 project=project, name=f"exp{i}", group=workdir.name, id=ids[str(i)], mode=mode, dir=str(workdir),
-                config=experiment_config(e), reinit="create_new", **({"resume": "allow"} if resume else {}),
+                config=experiment_config(e), reinit="create_new", resume="allow",
             )
+        for record in sorted(backfill, key=lambda r: r["step"]):
+            self.write(record)
 
     def write(self, record: dict) -> None:
         step = int(record["step"])
         for entry in record["experiments"]:
-            run = self.runs.get(entry["index"])
-            if run is not None:
+            run, last = self.runs.get(entry["index"]), self.last_step.get(entry["index"])
+            if run is not None and (last is None or step > last):
                 run.log(scalars(entry), step=step)
 
     def close(self) -> None:
@@ -101,6 +132,48 @@ class WandbWriter:
 def experiment_config(exp: dict) -> dict:
     """W&B config of one experiment (a meta.json entry): its hparams, sweep coordinates and seed."""
     return {**exp.get("hparams", {}), **exp.get("coords", {}), "seed": exp["seed"], "index": exp["index"]}
+
+
+def read_wandb_run(workdir, run_id: str) -> dict:
+    """What the local .wandb files of one run id hold: {"config": {...}, "history": [row, ...]}.
+
+    Every run directory of that id under <workdir>/wandb/ (a resumed run adds one) is read
+    in creation order with wandb's own transaction-log reader; a row is one `run.log` call
+    as {key: value, "_step": step}. No files (or no reader): empty config and history.
+    """
+    found = glob.glob(str(pathlib.Path(workdir) / "wandb" / "*run-*" / f"run-{run_id}.wandb"))
+    files = sorted(found, key=_run_dir_order)  # (the latest-run link does not match *run-*)
+    config, history = {}, []
+    if not files:
+        return {"config": config, "history": history}
+    try:
+        from wandb.proto import wandb_internal_pb2
+        from wandb.sdk.internal import datastore
+    except ImportError:  # a wandb without the Python reader: nothing to skip
+        return {"config": config, "history": history}
+    for file in files:
+        store = datastore.DataStore()
+        store.open_for_scan(file)
+        while (data := store.scan_data()) is not None:
+            record = wandb_internal_pb2.Record.FromString(data)
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
+            elif kind == "config":
+                config.update({item.key: json.loads(item.value_json) for item in record.config.update})
+            elif kind == "history":
+                history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                for item in record.history.item})
+    config.pop("_wandb", None)
+    return {"config": config, "history": history}
+
+
+def _run_dir_order(wandb_file: str) -> tuple:
+    """W&B run directories in creation order: [offline-]run-<YYYYMMDD_HHMMSS>-<id>[-<k>], k = 1, 2, ...
+    for a second directory of the same id within one second."""
+    name = pathlib.Path(wandb_file).parent.name
+    stamp = re.search(r"\d{8}_\d{6}", name)
+    return (stamp.group(0) if stamp else "", len(name), name)
 
 
 def _wandb_ids(workdir: pathlib.Path, experiments: list[dict]) -> dict[str, str]:
@@ -132,17 +205,20 @@ def settings(cfg_logging) -> dict:
 
 
 def summary_writer_class():
-    """tensorboardX.SummaryWriter, else torch.utils.tensorboard.SummaryWriter, else a UserError."""
+    """(SummaryWriter, hparams summary function) of tensorboardX, else of torch.utils.tensorboard,
+    else a UserError."""
     try:
         from tensorboardX import SummaryWriter
+        from tensorboardX.summary import hparams
 
-        return SummaryWriter
+        return SummaryWriter, hparams
     except ImportError:
         pass
     try:
         from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams
 
-        return SummaryWriter
+        return SummaryWriter, hparams
     except ImportError:
         raise UserError(
             "logging.tensorboard=true needs tensorboardX (or torch with tensorboard): "
@@ -165,26 +241,37 @@ def make_writers(cfg_logging, workdir, meta: dict, resume_step: int | None = Non
     """The writers `cfg.logging` asks for (none by default), one run per experiment of `meta`.
 
     `resume_step`: the checkpoint step a resumed run continues from; TensorBoard drops
-    events written after it (as metrics.jsonl does) and W&B reopens the same runs.
+    events written after it (as metrics.jsonl does). W&B always reopens the workdir's run
+    ids, skips the steps they already hold and, on resume, first logs the metrics.jsonl
+    records up to `resume_step` that its files lost.
     """
     opts = settings(cfg_logging)
     experiments = meta["experiments"]
     writers: list[Writer] = []
     # Both packages are checked before any run is opened: a missing one fails cleanly.
-    tb_cls = summary_writer_class() if opts["tensorboard"] else None
+    tensorboard = summary_writer_class() if opts["tensorboard"] else None
     wandb = import_wandb() if opts["wandb"] else None
-    if tb_cls is not None:
+    if tensorboard is not None:
         purge = None if resume_step is None else resume_step + 1
-        writers.append(TensorBoardWriter(tb_cls, workdir, experiments, purge_step=purge))
+        writers.append(TensorBoardWriter(*tensorboard, workdir, experiments, purge_step=purge))
     if wandb is not None:
         try:
             writers.append(WandbWriter(wandb, workdir, experiments, opts["wandb_project"], opts["wandb_mode"],
-                                       resume=resume_step is not None))
+                                       backfill=_records_up_to(workdir, resume_step)))
         except BaseException:
             for w in writers:
                 w.close()
             raise
     return writers
+
+
+def _records_up_to(workdir, step: int | None) -> list[dict]:
+    """The metrics.jsonl records at or before `step` (none for a fresh run)."""
+    from geomem_jax import metrics
+
+    if step is None:
+        return []
+    return [r for r in metrics.read_metrics(pathlib.Path(workdir) / "metrics.jsonl") if r["step"] <= step]
 
 
 def replay(workdir, cfg_logging) -> int:

@@ -15,6 +15,7 @@ import time
 
 from geomem_jax import config as config_lib
 from geomem_jax.errors import ConfigError
+from geomem_jax.metrics import MIN_MAX_NOTE, format_interval
 
 ZOO_CONFIG = "configs/tiny_graphs.py"
 COLUMNS = (
@@ -82,7 +83,7 @@ def _cell(metrics: dict, keys) -> str:
     for key in keys:
         m = metrics.get(key)
         if m and m.get("mean") is not None:
-            return f"{m['mean']:.3f} ± {m['ci95']:.3f}"
+            return format_interval(m)
     return "—"
 
 
@@ -90,7 +91,9 @@ def write_zoo_report(workdir: pathlib.Path, results: dict, seeds: int) -> pathli
     lines = [
         "# Tiny-graph model zoo",
         "",
-        f"Every cell: mean ± 95% CI (Student t) over {seeds} seeds. Recall is top-k recall@degree for",
+        f"Every cell: mean [95% CI] (Student t, clipped to [0, 1] for recall and alignment) over {seeds} seeds."
+        + (f" {MIN_MAX_NOTE}." if seeds < 3 else ""),
+        "Recall is top-k recall@degree for",
         "sequence models and recall@5 for Node2Vec. Geometric margin: of E W Eᵀ for the E W Eᵀ models",
         "(neural_net, associative), W = I for Node2Vec, and for Transformer / Mamba that of the bilinear",
         "fit of their own edge logits (`geometry/logit_margin`, docs/ANALYSIS.md). Expected (SPEC §8.5): recall 1 everywhere,",

@@ -59,3 +59,7 @@ def tiny_cfg():
 def workdir(tmp_path):
     """A fresh, not yet existing run directory."""
     return tmp_path / "run"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "chaos: the random-kill trial (tests/test_chaos.py, ~1.5 min)")

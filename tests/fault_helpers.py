@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def subprocess_env() -> dict:
 class Child:
     """A `geomem train` subprocess (optionally with a fault hook); output goes to files."""
 
-    def __init__(self, workdir, *extra, hook: tuple[str, int] | None = None, log_dir=None):
+    def __init__(self, workdir, *extra, hook: tuple[str, int] | None = None, log_dir=None, env=None):
         self.workdir = pathlib.Path(workdir)
         log_dir = pathlib.Path(log_dir or self.workdir.parent)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,8 @@ class Child:
         prefix = [str(HERE / "fault_helpers.py"), hook[0], str(hook[1])] if hook else ["-m", "geomem_jax"]
         argv = [sys.executable, *prefix, "train", *FAULT_ARGS, f"--workdir={self.workdir}", *extra]
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=subprocess_env(), stdout=out, stderr=err)
+            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**subprocess_env(), **(env or {})},
+                                         stdout=out, stderr=err)
         self.started = time.monotonic()
 
     def running(self) -> bool:
@@ -200,7 +202,7 @@ def tree_differences(a, b) -> list[str]:
     return out
 
 
-def final_result(workdir) -> dict:
+def final_result(workdir, step: int = TOTAL_STEPS) -> dict:
     """What an uninterrupted and a resumed run must share: summary, metric stream, final state."""
     from geomem_jax import checkpoint
 
@@ -208,7 +210,7 @@ def final_result(workdir) -> dict:
     return {
         "summary": json.loads((workdir / "summary.json").read_text()),
         "metrics": metrics_records(workdir),
-        "state": checkpoint.restore_numpy(workdir, TOTAL_STEPS),
+        "state": checkpoint.restore_numpy(workdir, step),
     }
 
 
@@ -220,6 +222,56 @@ def result_differences(got: dict, want: dict) -> list[str]:
         diffs.append("metrics.jsonl")
     diffs += [f"state{p}" for p in tree_differences(got["state"], want["state"])]
     return diffs
+
+
+# ----------------------------------------------------------------------------- chaos trial
+
+# A run of 40 chunks (2 steps each, a checkpoint after every chunk, Orbax keeps 2): long enough
+# that 20 deliveries do not finish it early, and every process restart costs only start-up.
+CHAOS_STEPS = 80
+CHAOS_ARGS = (f"--config.train.steps={CHAOS_STEPS}", "--config.eval.every=2", "--config.ckpt.every=2")
+CHAOS_SUMMARY_DELIVERIES = 3  # the last deliveries land while summary.json is written
+# finished, stopped by SIGTERM, killed, or SIGTERM at exit (after the run restored the default handler)
+CHAOS_EXIT_CODES = (0, 130, -signal.SIGKILL, -signal.SIGTERM)
+
+
+def chaos_event(rng, moment: str, log) -> tuple[int, dict]:
+    """One seeded delivery: (occurrence in the next process, event for hook_chaos)."""
+    delay = rng.uniform(0.0, 0.002) if moment == "summary" else rng.uniform(0.0, 0.03)
+    signum = rng.choice((signal.SIGKILL, signal.SIGTERM))
+    n = 1 if moment == "summary" else rng.randint(1, 3)
+    return n, {"moment": moment, "signal": int(signum), "delay": round(delay, 4), "log": str(log)}
+
+
+def deliveries(log) -> list[dict]:
+    path = pathlib.Path(log)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def chaos_trial(workdir, seed: int, wanted: int, extra=CHAOS_ARGS, max_processes: int | None = None) -> dict:
+    """Trains under a seeded schedule of SIGKILL / SIGTERM deliveries, each followed by --resume,
+    until `wanted` signals were delivered, then resumes to the end. Returns what happened."""
+    workdir = pathlib.Path(workdir)
+    log = workdir.parent / f"{workdir.name}.chaos.jsonl"
+    rng, processes = random.Random(seed), []
+    max_processes = max_processes or 3 * wanted
+    t0 = time.monotonic()
+    while len(deliveries(log)) < wanted and len(processes) < max_processes:
+        finished = (workdir / "summary.json").is_file()
+        late = len(deliveries(log)) >= wanted - CHAOS_SUMMARY_DELIVERIES
+        moment = "summary" if finished or late else rng.choice(CHAOS_MOMENTS[:2])
+        n, event = chaos_event(rng, moment, log)
+        resume = ("--resume",) if processes else ()
+        child = Child(workdir, *extra, *resume, hook=("chaos", n), env={CHAOS_ENV: json.dumps(event)})
+        rc = child.wait()
+        processes.append({"rc": rc, "moment": moment, "n": n, "signal": event["signal"],
+                          "delivered": len(deliveries(log)), "traceback": "Traceback" in child.stderr,
+                          "stderr": child.stderr[-300:] if rc not in CHAOS_EXIT_CODES else ""})
+    child = Child(workdir, *extra, "--resume")  # the run to the end
+    processes.append({"rc": child.wait(), "moment": None, "traceback": "Traceback" in child.stderr,
+                      "stderr": child.stderr[-300:]})
+    return {"workdir": str(workdir), "seed": seed, "deliveries": deliveries(log), "processes": processes,
+            "wall_s": round(time.monotonic() - t0, 1)}
 
 
 # ----------------------------------------------------------------------------- hooks (script mode)
@@ -368,7 +420,53 @@ def hook_slow_metrics(n: int) -> None:
     metrics.MetricsWriter.write = write
 
 
+CHAOS_ENV = "GEOMEM_CHAOS_EVENT"  # the event a `chaos` child delivers (JSON), see chaos_trial
+CHAOS_MOMENTS = ("chunk", "checkpoint", "summary")
+
+
+def hook_chaos(n: int) -> None:
+    """Sends one signal to itself `delay` s after the n-th occurrence of a moment (the n-th chunk
+    dispatched, checkpoint save begun or summary write begun), from a timer thread, so it lands
+    wherever the process is then: inside the chunk, in the checkpoint's background write, in the
+    evaluation or metrics write after it, half-way through the summary. Each delivery is logged
+    (fsynced) first, so the parent counts deliveries, not guesses."""
+    import threading
+
+    from geomem_jax import checkpoint, loop, metrics
+
+    event = json.loads(os.environ[CHAOS_ENV])
+    counter = _Counter(n)
+
+    def deliver():
+        with open(event["log"], "a") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.kill(os.getpid(), event["signal"])
+
+    def arm():
+        if counter.hit():
+            timer = threading.Timer(event["delay"], deliver)
+            timer.daemon = True  # a process that ends first ends undelivered
+            timer.start()
+
+    def armed(fn):
+        def call(*args, **kwargs):
+            arm()
+            return fn(*args, **kwargs)
+        return call
+
+    if event["moment"] == "chunk":
+        original_jit_chunk = loop.jit_chunk
+        loop.jit_chunk = lambda *a, **k: armed(original_jit_chunk(*a, **k))
+    elif event["moment"] == "checkpoint":
+        checkpoint.Checkpointer.save = armed(checkpoint.Checkpointer.save)
+    else:
+        metrics.write_summary = armed(metrics.write_summary)
+
+
 HOOKS = {
+    "chaos": hook_chaos,
     "torn_metrics": hook_torn_metrics, "after_metrics": hook_after_metrics,
     "before_commit": hook_before_commit, "after_commit": hook_after_commit,
     "tmp_created": hook_tmp_created, "mid_delete": hook_mid_delete, "in_summary": hook_in_summary,

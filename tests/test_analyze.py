@@ -169,9 +169,15 @@ def test_export_embeddings(tmp_path):
     tree = make_run(run)
     ckpt = fake_ckpt({4: tree})
     out = analyze.export_embeddings(run, None, tmp_path / "emb", ckpt=ckpt)
-    index = json.loads((out / "index.json").read_text())
+    written = json.loads((out / "index.json").read_text())
+    assert "row i" in written["rows"] and "node i" in written["rows"]
+    index = written["experiments"]
     assert [e["index"] for e in index] == [0, 1, 2] and index[2]["num_nodes"] == 6 and index[0]["step"] == 4
     assert index[1]["coords"] == {"seed": 1, "lr": 0.1} and index[0]["graph_spec"] == STAR_SPEC
+    star = graphs.make_graph(STAR_SPEC)  # the graph travels with the embeddings, in the same node ids
+    assert index[0]["graph"]["root"] == star.root
+    np.testing.assert_array_equal(index[0]["graph"]["forward_edges"], star.forward_edges_Ex2)
+    np.testing.assert_array_equal(index[0]["graph"]["test_paths"], star.test_paths_QxL)
     emb2 = np.load(out / "emb_2.npy")
     assert emb2.dtype == np.float32
     np.testing.assert_allclose(emb2, tree["params"]["V"][2, :6].astype(np.float32))

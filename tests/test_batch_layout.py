@@ -39,10 +39,11 @@ def _losses_and_grads(extra, key, step: int = 0):
             loss_fn = lambda p: train._weighted_ce(model.apply({"params": p}, inputs), targets, weights,
                                                    data["vocab_mask"])
         else:
-            hidden, logits = train.sequence_net(model, cfg.model)
+            net = train.sequence_net(model, cfg.model)
             batch = train.by_kind_batch(key, step, cfg, dims, stage1, data)
-            loss_fn = lambda p: train.by_kind_loss(hidden, logits, p, batch, dims.prefix_len - 1, dims.target_len,
-                                                   data["vocab_mask"])
+            shared = int(cfg.task.task_tokens)  # [EDGE] once for all edge rows (Transformer)
+            loss_fn = lambda p: train.by_kind_loss(net, p, batch, dims.prefix_len - 1, dims.target_len,
+                                                   data["vocab_mask"], shared=shared)
         out.append(jax.jit(jax.value_and_grad(loss_fn))(state["params"]))
     return out
 
@@ -156,9 +157,8 @@ def test_edge_recall_equals_the_full_logits_rank_count_after_training(degree):
     step = jax.jit(lambda s: program.step(s, hp, d1)[0])
     for _ in range(60):  # partly trained: some successors in the top k, some not
         state = step(state)
-    hidden, logits = train.sequence_net(model, cfg.model)
-    net = evals.Net(lambda p, t: hidden(p, t), logits)
-    recall, _ = evals.edge_recall(net, state["params"], d1, chunk=7)
+    net = train.sequence_net(model, cfg.model)
+    recall, _ = evals.edge_recall(net, state["params"], d1, chunk=7, shared=1)
     want = _recall_reference(model, state["params"], d1)
     assert 0.05 < want < 0.95
     assert float(recall) == pytest.approx(want, abs=1e-6)  # float32 mean; one node moves it by >= 1/N

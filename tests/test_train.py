@@ -380,6 +380,8 @@ def test_memory_estimate_refuses_a_sweep_that_cannot_fit(tiny_cfg_factory):
     assert train.memory_per_experiment(bigger, program_b, data_b) > per_exp  # activations grow with the batch
     with pytest.raises(UserError, match=r"run at most 1 experiments"):
         train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 1.5))
+    with pytest.raises(UserError, match=r"a single experiment needs about \d+ MiB"):  # never "at most 0"
+        train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 0.5))
 
 
 # ----------------------------------------------------------------------------- in-context evaluation

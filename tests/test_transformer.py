@@ -145,3 +145,38 @@ def test_switches_shape_the_param_tree():
     a = _model(layers=1).apply({"params": no_res}, toks)
     b = _model(layers=1, residual=False).apply({"params": no_res}, toks)
     assert not np.allclose(np.asarray(a), np.asarray(b))
+
+
+def test_attention_equals_flax_multi_head_attention_with_a_causal_mask():
+    """Same parameters, same numbers as nn.MultiHeadDotProductAttention (the layer it replaced)."""
+    import flax.linen as nn
+
+    from geomem_jax.models.transformer import LINEAR_INIT, CausalSelfAttention
+
+    x_BxTxD = jax.random.normal(jax.random.PRNGKey(1), (3, T, D))
+    ours = CausalSelfAttention(heads=2)
+    params = ours.init(jax.random.PRNGKey(2), x_BxTxD)["params"]
+    flax_mha = nn.MultiHeadDotProductAttention(num_heads=2, kernel_init=LINEAR_INIT, deterministic=True)
+    mask = jnp.tril(jnp.ones((T, T), bool))
+    want = flax_mha.apply({"params": params}, x_BxTxD, x_BxTxD, mask=mask)
+    got, _ = ours.apply({"params": params}, x_BxTxD)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_cached_positions_equal_the_full_forward(shared):
+    """A prefix run once (per row, or once for all rows), then the rest a token at a time from the cache."""
+    model = _model(max_len=T)
+    params = _init(model, seed=3)
+    tokens = _tokens(4)
+    if shared:
+        tokens[:, :2] = tokens[0, :2]  # every row starts with the same two tokens
+    full = model.apply({"params": params}, tokens, hidden_only=True)
+    prefix = tokens[:1, :2] if shared else tokens[:, :2]
+    h, cache = model.apply({"params": params}, prefix, hidden_only=True, return_cache=True)
+    np.testing.assert_allclose(jnp.broadcast_to(h, (3, 2, D)), full[:, :2], rtol=1e-5, atol=1e-5)
+    for t in range(2, T):
+        h, cache = model.apply({"params": params}, tokens[:, t:t + 1], hidden_only=True, cache=cache, start=t,
+                               return_cache=True)
+        np.testing.assert_allclose(h[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
+    assert cache[0][0].shape == (3, T, 2, D // 2)

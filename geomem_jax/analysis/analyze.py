@@ -61,6 +61,18 @@ def _pick_step(ckpt, workdir, step) -> tuple[int, list[str]]:
     return int(step), notes
 
 
+def _pick_and_read(ckpt, workdir, step, attempts: int = 5) -> tuple[int, list[str], dict]:
+    """_pick_step and the state at that step. On a run still training, the newest step can be
+    deleted (ckpt.max_to_keep) while it is read: then the newest complete step is picked again."""
+    for attempt in range(attempts):
+        picked, notes = _pick_step(ckpt, workdir, step)
+        try:
+            return picked, notes, ckpt.restore_numpy(workdir, picked)
+        except CheckpointError:
+            if step is not None or picked in ckpt.complete_steps(workdir) or attempt == attempts - 1:
+                raise
+
+
 def _leaf(tree: dict, key_path, what: str) -> np.ndarray:
     node = tree
     for key in key_path:
@@ -189,10 +201,12 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
     return paths
 
 
-def _merge_summary(workdir, step, rows, aggregate) -> None:
-    """Merge the analysis scalars into summary.json (atomic write, other keys kept)."""
+def _merge_summary(workdir, step, rows, aggregate) -> dict:
+    """Merge the analysis scalars into summary.json (atomic write, other keys kept); returns it."""
     path = pathlib.Path(workdir) / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():  # still training (or stopped): its writer creates summary.json at the end
+        return {}
+    summary = json.loads(path.read_text())
     by_index = {e.get("index"): e for e in summary.setdefault("experiments", [])}
     for row in rows:
         entry = by_index.get(row["index"])
@@ -204,6 +218,7 @@ def _merge_summary(workdir, step, rows, aggregate) -> None:
     if all("coords" in e and "seed" in e for e in summary["experiments"]):
         summary["aggregate"] = aggregate_finals(summary["experiments"])  # now with the new scalars
     report.write_json_atomic(path, summary)
+    return summary
 
 
 def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool = True, ckpt=None) -> dict:
@@ -221,9 +236,8 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
     """
     ckpt = ckpt or _default_ckpt()
     workdir = pathlib.Path(workdir)
-    step, notes = _pick_step(ckpt, workdir, step)
+    step, notes, tree = _pick_and_read(ckpt, workdir, step)
     meta = ckpt.load_meta(workdir)
-    tree = ckpt.restore_numpy(workdir, step)
     model = meta.get("model", {})
     family = str(model.get("family", ""))
     embed_SxVxD = _leaf(tree, model.get("embedding", ["params", "embed", "embedding"]), "token embedding")
@@ -261,25 +275,27 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
             plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, _experiment_curve(records, index), out_dir)
 
     aggregate = report.aggregate_over_seeds(rows)
-    _merge_summary(workdir, step, rows, aggregate)
+    summary = _merge_summary(workdir, step, rows, aggregate)
     notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
-    report_path = report.write_report(out_dir, f"Analysis of {workdir.name} at step {step}", rows, aggregate, plot_paths, notes)
+    report_path = report.write_report(out_dir, f"Analysis of {workdir.name} at step {step}", rows, aggregate, plot_paths, notes,
+                                      summary=summary, make_plots=make_plots)
     return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays}
 
 
 def export_embeddings(workdir, step: int | None, out_dir, ckpt=None) -> pathlib.Path:
     """Write each experiment's node embedding rows (node-id order, float32) as emb_<index>.npy.
 
-    Also writes index.json: [{"index", "file", "coords", "graph_spec", "num_nodes", "step"}].
+    Also writes index.json: {"rows": "row i of emb_<index>.npy is node i of the graph", "experiments":
+    [{"index", "file", "coords", "graph_spec", "num_nodes", "step", "graph": {"forward_edges",
+    "train_paths", "test_paths", "root"}}]}: the graph in node ids, so the export stands alone.
     Refuses (CheckpointError) when out_dir exists and is not empty. Returns out_dir.
     """
     ckpt = ckpt or _default_ckpt()
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise CheckpointError(f"{out_dir}: export directory exists and is not empty; choose a new one")
-    step, _ = _pick_step(ckpt, workdir, step)
+    step, _, tree = _pick_and_read(ckpt, workdir, step)
     meta = ckpt.load_meta(workdir)
-    tree = ckpt.restore_numpy(workdir, step)
     model = meta.get("model", {})
     embed_SxVxD = _leaf(tree, model.get("embedding", ["params", "embed", "embedding"]), "token embedding")
     sweep_keys = meta.get("sweep_keys", ["seed"])
@@ -290,12 +306,26 @@ def export_embeddings(workdir, step: int | None, out_dir, ckpt=None) -> pathlib.
         graph, _ = cache.graph(exp["graph_spec"])
         tables.append((index, _node_rows(embed_SxVxD, index, graph.num_nodes, "token embedding")))
         entries.append({"index": index, "file": f"emb_{index}.npy", "coords": sweep_coords(exp, sweep_keys),
-                        "graph_spec": exp["graph_spec"], "num_nodes": int(graph.num_nodes), "step": step})
+                        "graph_spec": exp["graph_spec"], "num_nodes": int(graph.num_nodes), "step": step,
+                        "graph": _graph_in_node_ids(graph)})
     out_dir.mkdir(parents=True, exist_ok=True)  # only after every check passed
     for index, E_NxD in tables:
         np.save(out_dir / f"emb_{index}.npy", E_NxD.astype(np.float32))
-    report.write_json_atomic(out_dir / "index.json", entries)
+    report.write_json_atomic(out_dir / "index.json", {
+        "rows": "row i of emb_<index>.npy (float32, num_nodes x width) is the embedding of node i; "
+                "graph.forward_edges / train_paths / test_paths use the same node ids",
+        "experiments": entries,
+    })
     return out_dir
+
+
+def _graph_in_node_ids(graph) -> dict:
+    """The graph an embedding table belongs to, as JSON lists of node ids."""
+    as_list = lambda a: np.asarray(a).astype(int).tolist() if a is not None else []
+    return {"root": None if graph.root is None else int(graph.root),
+            "forward_edges": as_list(graph.forward_edges_Ex2),
+            "train_paths": as_list(getattr(graph, "train_paths_PxL", None)),
+            "test_paths": as_list(getattr(graph, "test_paths_QxL", None))}
 
 
 if __name__ == "__main__":  # python -m geomem_jax.analysis.analyze <workdir> [step]

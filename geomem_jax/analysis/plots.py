@@ -217,3 +217,114 @@ def graph_order(family: str, graph) -> np.ndarray:
         hops_N = csgraph.shortest_path(adj, unweighted=True, directed=False, indices=int(graph.root))
         return np.lexsort((np.arange(graph.num_nodes), hops_N, arms_N))
     return np.arange(graph.num_nodes)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+LOG_AXIS_HPARAMS = ("lr", "weight_decay", "init_scale")
+HPARAM_LABELS = {"lr": "learning rate", "weight_decay": "weight decay", "init_scale": "embedding init scale",
+                 "dropout": "dropout"}
+
+
+def _interval_note(points) -> str:
+    """Caption of the error bars: what they are, for every n among the points."""
+    kinds = {s.get("interval") for _, stats in points for s in stats.values() if s and s.get("mean") is not None}
+    if kinds == {"min-max"}:
+        return "bars: min–max over seeds (fewer than 3 seeds)"
+    if "min-max" in kinds:
+        return "bars: 95% t-interval, or min–max where fewer than 3 seeds (hollow markers)"
+    return "bars: 95% t-interval over seeds, clipped to the metric's range"
+
+
+def _error_bars(stats: list[dict]) -> np.ndarray:
+    means = np.array([s["mean"] for s in stats], float)
+    lo = np.array([s.get("lo", s["mean"]) for s in stats], float)
+    hi = np.array([s.get("hi", s["mean"]) for s in stats], float)
+    return np.vstack([np.maximum(means - lo, 0.0), np.maximum(hi - means, 0.0)])
+
+
+def plot_metric_vs_hparam(points, hparam: str, metric_names, path, bounds_of=None, title=None):
+    """One panel per metric: its mean over seeds (± interval) against `hparam`, one line per value
+    of the other swept coordinates. points = [(coords, {metric: stats})], stats as metrics.mean_ci."""
+    metric_names = list(metric_names)
+    others = [k for k in dict.fromkeys(k for coords, _ in points for k in coords)
+              if k != hparam and len({str(c.get(k)) for c, _ in points}) > 1]
+    fig, axes = plt.subplots(1, len(metric_names), figsize=(4.6 * len(metric_names), 3.9), squeeze=False,
+                             layout="constrained")
+    positive = all(isinstance(c.get(hparam), (int, float)) and c.get(hparam) > 0 for c, _ in points)
+    log_x = hparam in LOG_AXIS_HPARAMS and positive
+    values = sorted({float(c[hparam]) for c, _ in points if isinstance(c.get(hparam), (int, float))})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes[0], metric_names):
+        lines: dict[str, list] = {}
+        for coords, stats in points:
+            s = stats.get(name)
+            if s and s.get("mean") is not None:
+                label = ", ".join(f"{HPARAM_LABELS.get(k, k)}={_num(coords.get(k))}" for k in others)
+                lines.setdefault(label, []).append((coords[hparam], s))
+        for i, (label, pts) in enumerate(sorted(lines.items())):
+            pts.sort(key=lambda p: p[0])
+            xs = _dodge(np.array([p[0] for p in pts], float), i, len(lines), log_x, values)
+            stats = [p[1] for p in pts]
+            colour = colours[i % len(colours)]
+            ax.errorbar(xs, [s["mean"] for s in stats], yerr=_error_bars(stats), color=colour, marker="o",
+                        capsize=4, label=label or None, linewidth=1.6)
+            hollow = [j for j, s in enumerate(stats) if s.get("interval") == "min-max"]
+            if hollow and len(hollow) < len(stats):
+                ax.scatter(xs[hollow], [stats[j]["mean"] for j in hollow], s=40, facecolor="white",
+                           edgecolor=colour, zorder=3)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xticks(values, [_num(v) for v in values])
+        ax.minorticks_off()
+        bounds = bounds_of(name) if bounds_of else None
+        if bounds:
+            ax.set_ylim(bounds[0] - 0.03, bounds[1] + 0.03)
+        ax.set_xlabel(HPARAM_LABELS.get(hparam, hparam) + (" (log scale)" if ax.get_xscale() == "log" else ""))
+        ax.set_ylabel(f"{name} (mean over seeds)")
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        if len(lines) > 1:
+            ax.legend(fontsize=8)
+    fig.suptitle((title or f"Held-out metrics against {HPARAM_LABELS.get(hparam, hparam)}") + f"\n{_interval_note(points)}",
+                 fontsize=11)
+    return _save(fig, path)
+
+
+def plot_point_comparison(labels, stats, metric: str, path, bounds=None, title=None):
+    """Horizontal dot plot: one row per (run, sweep point) label, mean with its interval, best on top."""
+    stats = list(stats)
+    height = 1.2 + 0.38 * len(labels)
+    fig, ax = plt.subplots(figsize=(8.5, height), layout="constrained")
+    ys = np.arange(len(labels))[::-1]
+    means = np.array([s["mean"] for s in stats], float)
+    ax.errorbar(means, ys, xerr=_error_bars(stats), fmt="o", capsize=4, color="C0")
+    hollow = [i for i, s in enumerate(stats) if s.get("interval") == "min-max"]
+    if hollow:
+        ax.scatter(means[hollow], ys[hollow], s=46, facecolor="white", edgecolor="C0", zorder=3)
+    ax.scatter(means[:1], ys[:1], s=120, marker="*", color="C3", zorder=4, label="best")
+    ax.set_yticks(ys, labels, fontsize=8)
+    if bounds:
+        ax.set_xlim(bounds[0] - 0.02, bounds[1] + 0.02)
+    ax.set_xlabel(f"{metric} (mean over seeds)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title((title or f"{metric}: runs compared") + f"\n{_interval_note([({}, {metric: s}) for s in stats])}",
+                 fontsize=10)
+    return _save(fig, path)
+
+
+def _dodge(xs, i: int, lines: int, log_x: bool, values: list) -> np.ndarray:
+    """Shifts line i of `lines` sideways (a few % of the tick spacing) so error bars do not overlap."""
+    if lines < 2:
+        return xs
+    offset = (i - (lines - 1) / 2) / lines
+    if log_x:
+        span = np.log(values[-1] / values[0]) / max(len(values) - 1, 1) if len(values) > 1 else 0.5
+        return xs * np.exp(0.25 * span * offset)
+    span = (values[-1] - values[0]) / max(len(values) - 1, 1) if len(values) > 1 else 1.0
+    return xs + 0.25 * span * offset
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -8,10 +8,14 @@ import pathlib
 
 import numpy as np
 
-from geomem_jax.jsonio import mean_ci, write_json_atomic  # noqa: F401  (write_json_atomic re-exported)
+from geomem_jax import metrics
+from geomem_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported)
 
-
-summarise = mean_ci  # one definition of the seed statistics for the whole package
+summarise = metrics.metric_stats  # the one definition of the seed statistics: metrics.mean_ci
+HEADLINE_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
+                    "edge/recall_at_5", "node2vec/alignment", "train/loss")
+PLOTTED_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
+                   "edge/recall_at_5")
 
 
 def aggregate_over_seeds(rows: list[dict], coord_key: str = "coords", scalar_key: str = "scalars") -> list[dict]:
@@ -30,8 +34,8 @@ def aggregate_over_seeds(rows: list[dict], coord_key: str = "coords", scalar_key
     out = []
     for group in groups.values():
         names = sorted({name for scalars in group["rows"] for name in scalars})
-        metrics = {name: summarise([scalars.get(name) for scalars in group["rows"]]) for name in names}
-        out.append({"coords": group["coords"], "n": len(group["rows"]), "metrics": metrics})
+        stats = {name: summarise(name, [scalars.get(name) for scalars in group["rows"]]) for name in names}
+        out.append({"coords": group["coords"], "n": len(group["rows"]), "metrics": stats})
     return out
 
 
@@ -49,6 +53,52 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def headline_points(summary: dict) -> list[dict]:
+    """Each sweep point of summary.json as {"coords" (swept only), "n", "stats"}, best first by
+    the primary held-out metric."""
+    aggregate = summary.get("aggregate") or []
+    names = {k for g in aggregate for k in metrics.group_parts(g)[1]}
+    ranked = metrics.rank_points(aggregate, metrics.primary_metric(names))
+    parts = [metrics.group_parts(g) for g in ranked]
+    swept = metrics.swept_keys([coords for coords, _ in parts])
+    return [{"coords": {k: coords.get(k) for k in swept}, "n": g["n"], "stats": stats}
+            for (coords, stats), g in zip(parts, ranked)]
+
+
+def headline_section(summary: dict) -> list[str]:
+    """Markdown: held-out accuracy per sweep point, primary metric first, best point marked."""
+    points = headline_points(summary)
+    if not points:
+        return []
+    present = {k for p in points for k in p["stats"]}
+    primary = metrics.primary_metric(present)
+    names = [primary] + [m for m in HEADLINE_METRICS if m in present and m != primary] if primary else \
+        [m for m in HEADLINE_METRICS if m in present]
+    coord_names = list(points[0]["coords"])
+    lines = [f"## Held-out accuracy: mean [95% CI] over seeds, best first by `{primary}`", ""]
+    rows = []
+    for i, p in enumerate(points):
+        mark = "**best**" if i == 0 and len(points) > 1 else ""
+        rows.append([mark] + [p["coords"].get(c) for c in coord_names] + [p["n"]]
+                    + [metrics.format_interval(p["stats"].get(n)) for n in names])
+    lines += _table(["", *coord_names, "seeds", *[f"`{n}`" for n in names]], rows)
+    if any(s.get("interval") == "min-max" for p in points for s in p["stats"].values()):
+        lines += ["", metrics.MIN_MAX_NOTE]
+    lines += ["", "Intervals of accuracies and shares are clipped to [0, 1].", ""]
+    return lines
+
+
+def sweep_plots(summary: dict, report_dir) -> list[pathlib.Path]:
+    """One figure per swept hyperparameter: every plotted held-out metric against it."""
+    from geomem_jax.analysis import plots
+
+    points = [(p["coords"], p["stats"]) for p in headline_points(summary)]
+    hparams = [k for k in (points[0][0] if points else {}) if k != "graph"]
+    present = [m for m in PLOTTED_METRICS if any(m in stats for _, stats in points)]
+    return [plots.plot_metric_vs_hparam(points, h, present, pathlib.Path(report_dir) / f"sweep_{h}.png",
+                                        bounds_of=metrics.metric_range) for h in hparams if present]
+
+
 def write_report(
     report_dir,
     title: str,
@@ -56,8 +106,12 @@ def write_report(
     aggregate: list[dict],
     plots: dict[int, list[pathlib.Path]],
     notes: list[str] = (),
+    summary: dict | None = None,
+    make_plots: bool = True,
 ) -> pathlib.Path:
-    """Write `report_dir/report.md`: notes, per-experiment scalar table, seed aggregates, plots.
+    """Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
+    first) and its plots against each swept hyperparameter, then notes, the per-experiment
+    scalar table, seed aggregates and the per-experiment plots.
 
     experiments: [{"index", "coords", "scalars"}]; aggregate: output of
     `aggregate_over_seeds`; plots: experiment index → PNG paths (linked relative to
@@ -66,26 +120,31 @@ def write_report(
     report_dir = pathlib.Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", ""]
+    if summary:
+        lines += headline_section(summary)
+        for path in sweep_plots(summary, report_dir) if make_plots else []:
+            lines += [f"![{path.stem}]({os.path.relpath(path, report_dir)})", ""]
     lines += [f"- {note}" for note in notes]
     if notes:
         lines.append("")
 
     names = sorted({name for exp in experiments for name in exp["scalars"]})
-    coord_names = sorted({c for exp in experiments for c in exp["coords"]})
+    coord_names = ["seed"] + metrics.swept_keys([{k: v for k, v in exp["coords"].items() if k != "seed"}
+                                                 for exp in experiments])
     lines += ["## Scalars per experiment", ""]
     lines += _table(
         ["index"] + coord_names + names,
         [[exp["index"]] + [exp["coords"].get(c) for c in coord_names] + [exp["scalars"].get(n) for n in names] for exp in experiments],
     )
-    lines += ["", "## Mean ± 95% CI over seeds (Student t)", ""]
-    agg_coord_names = sorted({c for group in aggregate for c in group["coords"]})
+    lines += ["", "## Analysis scalars: mean [95% CI] over seeds (Student t; * min–max when n < 3)", ""]
+    agg_coord_names = metrics.swept_keys([group["coords"] for group in aggregate])
     lines += _table(
         agg_coord_names + ["n"] + names,
         [
             [group["coords"].get(c) for c in agg_coord_names]
             + [group["n"]]
             + [
-                f"{_fmt(group['metrics'][n]['mean'])} ± {_fmt(group['metrics'][n]['ci95'])}" if n in group["metrics"] else "–"
+                metrics.format_interval(group["metrics"][n], digits=4) if n in group["metrics"] else "–"
                 for n in names
             ]
             for group in aggregate
