@@ -7,7 +7,10 @@ sequences of 7 tokens, vocabulary 410): 2 pre-LN blocks of width 128, 4 heads, c
 attention with biased q/k/v/out projections, GELU (tanh) MLP 4x, learned positions,
 final LayerNorm, tied input/output table; masked weighted cross-entropy on a random
 batch of 1024 rows of the same token table; AdamW (lr from the warm-up/cosine
-schedule, weight decay 0.01). geomem runs one experiment as it does in `geomem train`:
+schedule, weight decay 0.01). PyTorch steps the release's padded rows with logits at every
+position, as the release does; geomem its default `train.batch_layout=by_kind` (an edge
+sub-batch at length 2 and a path sub-batch at length 7, logits only where the loss reads them:
+the same row distribution and loss). geomem runs one experiment as it does in `geomem train`:
 jit(vmap(scan(step))) over chunks of steps, state donated. PyTorch runs eager
 (the usual way to write it), one optimizer step per Python iteration, with
 F.scaled_dot_product_attention. Not counted on the torch side: geomem's NaN guard
@@ -164,7 +167,11 @@ def main(argv=None):
         return
 
     cfg, dims, program, state, hp, data = pathstar_cpu_setup(args.batch)
-    data_np = {k: np.asarray(v) for k, v in data.items()}
+    # PyTorch steps the release's layout (every row padded to the path length, logits everywhere),
+    # as the release's own trainer does; geomem its default per-kind layout (bench_layout.py
+    # compares the two layouts inside geomem).
+    padded = pathstar_cpu_setup(args.batch, overrides=(("train.batch_layout", "padded"),))[-1]
+    data_np = {k: np.asarray(v) for k, v in padded.items()}
     # geomem then torch, twice, keeping the faster of each: a shared machine's load spikes hit one pair, not both.
     chunk = loop.jit_chunk(program, STEPS)
     runs = []

@@ -3,7 +3,7 @@
     python bench/bench_train.py            # writes bench/results/train.{json,md}
 
 The Transformer of configs/pathstar.py:cpu (2 layers x 128, 4 heads, G(100, 5), full path)
-and a width-256 variant, batch 1024. MFU = achieved model FLOP/s over an f32 matmul
+and a width-256 variant, batch 1024, in the default per-kind batch layout. MFU = achieved model FLOP/s over an f32 matmul
 peak measured in the same run (so machine load hits both alike).
 """
 
@@ -22,11 +22,15 @@ from geomem_jax import loop  # noqa: E402
 STEPS = 2
 
 
-def model_flops_per_step(cfg, dims) -> float:
-    """Analytic train FLOPs (3x forward) of one step of one experiment."""
-    d, layers, t, v, b = cfg.model.width, cfg.model.layers, dims.seq_len, dims.vocab_size, cfg.train.batch_size
-    per_token = layers * (2 * 12 * d * d + 2 * 2 * t * d) + 2 * v * d
-    return 3.0 * per_token * t * b
+def model_flops_per_step(cfg, dims, data) -> float:
+    """Analytic train FLOPs (3x forward) of one step of one experiment in its batch layout: the
+    tokens through the blocks and the unembedding at the positions that carry loss."""
+    from geomem_jax import train
+
+    d, layers, t, v = cfg.model.width, cfg.model.layers, dims.seq_len, dims.vocab_size
+    footprint = train.step_footprint(cfg, data)
+    per_token = layers * (2 * 12 * d * d + 2 * 2 * t * d)
+    return 3.0 * (per_token * footprint["tokens"] + 2 * v * d * footprint["logit_positions"])
 
 
 def measure(width: int, seeds: int) -> dict:
@@ -42,7 +46,7 @@ def measure(width: int, seeds: int) -> dict:
         jax.block_until_ready(holder[0])
 
     dt = timeit(run, 1) / STEPS
-    flops = model_flops_per_step(cfg, dims) * seeds
+    flops = model_flops_per_step(cfg, dims, data) * seeds
     return {"width": width, "experiments": seeds, "s_per_step": dt, "compile_s": compile_s,
             "examples_per_s": cfg.train.batch_size * seeds / dt, "model_flops_per_s": flops / dt}
 

@@ -134,7 +134,26 @@ def _headline_torch_step(r):
             f"{r['torch_s_per_step'] * 1e3:.1f} ms → PyTorch/geomem = **{_num(r['torch_over_geomem'])}**")
 
 
-HEADLINES = {"graphs": _headline_graphs, "analysis": _headline_analysis, "node2vec": _headline_node2vec,
+def _headline_layout(r):
+    rows = {(row["width"], row["layout"]): row for row in r["rows"]}
+    return "; ".join(f"width {w}: by_kind {rows[(w, 'by_kind uniform')]['s_per_step'] * 1e3:.0f} ms vs padded "
+                     f"{rows[(w, 'padded')]['s_per_step'] * 1e3:.0f} ms = **{rows[(w, 'by_kind uniform')]['speedup_vs_padded']:.2f}×**"
+                     for w in sorted({w for w, _ in rows}))
+
+
+def _headline_paper_scale(r):
+    return "; ".join(f"{row['preset']}: est. {row['estimate_bytes'] / 2**30:.1f} GiB/experiment, "
+                     f"{row['fit']['141GB']} fit 141 GB, {row['fit']['16GB']} fit 16 GB" for row in r["rows"]
+                     if row["preset"].startswith("g"))  # the paper's sizes; smoke and cpu check the estimate
+
+
+def _headline_chaos(r):
+    return (f"{r['deliveries']} random SIGKILL/SIGTERM over {r['processes']} processes: "
+            f"bit-identical = {r.get('bit_identical')}")
+
+
+HEADLINES = {"layout": _headline_layout, "paper_scale": _headline_paper_scale, "chaos": _headline_chaos,
+             "graphs": _headline_graphs, "analysis": _headline_analysis, "node2vec": _headline_node2vec,
              "train": _headline_train, "sweep_vs_cli": _headline_sweep_vs_cli, "torch_step": _headline_torch_step}
 
 

@@ -684,7 +684,9 @@ def step_footprint(cfg, data) -> dict:
     else:
         edge_slots, path_slots = batch_rows(cfg.train, np.asarray(data["edge_rows"]),
                                             np.asarray(data["train_path_rows"]), has_paths)
-        tokens = edge_slots * data["edge_query"].shape[2] + path_slots * seq_len
+        # the [EDGE] task token that starts every edge query runs once per step (Transformer)
+        shared = int(cfg.task.task_tokens and cfg.model.family == "transformer")
+        tokens = shared + edge_slots * (data["edge_query"].shape[2] - shared) + path_slots * seq_len
         logit_positions = edge_slots + path_slots * target_len
     per_token = ACTIVATION_FLOATS[cfg.model.family] * cfg.model.width * cfg.model.layers
     if cfg.model.family == "mamba":
