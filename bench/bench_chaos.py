@@ -19,8 +19,9 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import fault_helpers as fh  # noqa: E402
 from common import write  # noqa: E402
+
+import fault_helpers as fh  # noqa: E402
 
 STEPS = 400  # 200 chunks of 2 steps, a checkpoint after each: 100 deliveries never finish it early
 ARGS = (f"--config.train.steps={STEPS}", "--config.eval.every=2", "--config.ckpt.every=2")

@@ -39,6 +39,7 @@ TARGET_RATIO = 20.0
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env["GEOMEM_COMPILE_CACHE"] = "off"  # every process compiles: that cost is what is measured
     return env
 
 

@@ -152,7 +152,13 @@ def _headline_chaos(r):
             f"bit-identical = {r.get('bit_identical')}")
 
 
-HEADLINES = {"layout": _headline_layout, "paper_scale": _headline_paper_scale, "chaos": _headline_chaos,
+def _headline_quickstart(r):
+    return (f"`geomem run`: first run {r['median_first_run_s']:.0f} s (target ≤ {r['target_s']:.0f} s), rerun "
+            f"{r['median_rerun_s']:.0f} s (compile cache); mean first decision "
+            + ", ".join(f"{v:.2f}" for v in r["mean_first_decision"]))
+
+
+HEADLINES = {"quickstart": _headline_quickstart, "layout": _headline_layout, "paper_scale": _headline_paper_scale, "chaos": _headline_chaos,
              "graphs": _headline_graphs, "analysis": _headline_analysis, "node2vec": _headline_node2vec,
              "train": _headline_train, "sweep_vs_cli": _headline_sweep_vs_cli, "torch_step": _headline_torch_step}
 

@@ -19,7 +19,7 @@ def get_config(arg=None):
     # Found with the vmapped sweep itself (docs/QUICKSTART.md): a small model, a large lr and
     # strong weight decay make the geometry (and so the held-out first decision) appear fast.
     c.model.layers, c.model.width, c.model.heads = 1, 64, 2
-    c.train.steps, c.train.batch_size = 3000, 256
+    c.train.steps, c.train.batch_size = 2400, 256
     c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps, c.opt.schedule = 1e-2, 1.0, 100, "cosine"
     c.eval.every = 500
     c.sweep.seeds = (0, 1, 2, 3)

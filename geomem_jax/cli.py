@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
 import sys
 import textwrap
@@ -78,7 +79,7 @@ FLAG_HELP = {  # (command, flag) first, then (None, flag) for flags that mean th
     ("reproduce", "seeds"): FlagHelp("N", "seeds per run, >= 2 (default: the scale's)", "sweep.seeds of every run"),
     ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py (<graph>_<model>[_self_edges])"),
     ("reproduce", "only"): FlagHelp("CLAIM,...", "only these claims: in_weights, hardest_token, in_context, "
-                                    "edge_directions, frozen_embeddings, tiny_graphs, knobs, pause_tokens"),
+                                    "edge_directions, frozen_embeddings, tiny_graphs, precision, knobs, pause_tokens"),
     ("zoo", "self-edges"): FlagHelp(None, "the _self_edges variant of every preset (graph.self_edges=true)",
                                     "graph.self_edges"),
     ("reproduce", "quick"): FlagHelp(None, "CI-sized runs (minutes): tests the pipeline, every verdict INCONCLUSIVE"),
@@ -496,12 +497,35 @@ class _BackgroundErrors:
         self.held = []
 
 
+COMPILING_COMMANDS = ("run", "train", "zoo", "reproduce")
+COMPILE_CACHE_ENV = "GEOMEM_COMPILE_CACHE"  # a folder, or "off"
+DEFAULT_COMPILE_CACHE = pathlib.Path("~/.cache/geomem_jax/xla")
+
+
+def use_compile_cache() -> str | None:
+    """Keeps compiled programs on disk (JAX's persistent cache): a rerun, a `--resume` after a
+    preemption or the next sweep of the same shapes skips compilation. An earlier setting (the
+    JAX_COMPILATION_CACHE_DIR variable, or jax.config in a notebook) is left alone. Returns the folder."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    folder = os.environ.get(COMPILE_CACHE_ENV, str(DEFAULT_COMPILE_CACHE))
+    if folder.lower() in ("", "off", "0", "false"):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(pathlib.Path(folder).expanduser()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # only programs worth keeping
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     background = _BackgroundErrors()
     background.install()
     try:
         command, flags, overrides = parse_args(argv)
+        if command in COMPILING_COMMANDS:
+            use_compile_cache()
         HANDLERS[command](flags, overrides)
     except UserError as err:
         background.finish(failed=True)

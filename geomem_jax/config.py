@@ -17,6 +17,8 @@ import ml_collections
 from geomem_jax.errors import ConfigError, UserError, did_you_mean
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A non-editable install puts the top-level configs/ here (pyproject.toml maps it to geomem_jax.configs).
+PACKAGED_CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -76,11 +78,24 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     return cfg
 
 
+def _candidates(path_str: str) -> list[pathlib.Path]:
+    """The path as given (the user's own copy wins), then configs/... inside the installed package,
+    then relative to a source checkout (editable installs, running from the repository)."""
+    path = pathlib.Path(path_str)
+    candidates = [path]
+    if not path.is_absolute():
+        if path.parts[:1] == ("configs",) and PACKAGED_CONFIGS.is_dir():
+            candidates.append(PACKAGED_CONFIGS.joinpath(*path.parts[1:]))
+        candidates.append(REPO_ROOT / path)
+    return candidates
+
+
 def _resolve(path_str: str) -> pathlib.Path:
-    for candidate in (pathlib.Path(path_str), REPO_ROOT / path_str):
+    candidates = _candidates(path_str)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    folder = next((c for c in (pathlib.Path(path_str), REPO_ROOT / path_str) if c.is_dir()), None)
+    folder = next((c for c in candidates if c.is_dir()), None)
     if folder is not None:
         files = ", ".join(sorted(p.name for p in folder.glob("*.py") if not p.name.startswith("_"))) or "none"
         raise UserError(f"--config={path_str}: is a folder, not a config file; pass --config="

@@ -9,7 +9,8 @@ position of the edge queries (once per node, not once per directed edge).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

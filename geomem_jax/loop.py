@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train
-from geomem_jax import writers as writers_lib
+from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train, writers as writers_lib
 from geomem_jax.errors import CheckpointError, UserError
 
 
@@ -321,7 +320,7 @@ class StepMetricSums:
         self.sums = sums or {}
 
     @classmethod
-    def restore(cls, extra: dict, size: int) -> "StepMetricSums":
+    def restore(cls, extra: dict, size: int) -> StepMetricSums:
         saved = extra.get("since_eval") or {}
         sums = {name: _padded(values, size) for name, values in saved.get("sums", {}).items()}
         return cls(size, int(saved.get("steps", 0)), sums)

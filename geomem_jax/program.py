@@ -11,7 +11,8 @@ the sweep axis S and runs `step` inside `lax.scan` under one `jit`:
 `data` holds this experiment's arrays (padded to the sweep's largest graph).
 """
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class Program(NamedTuple):

@@ -13,7 +13,8 @@ checkpoint, so an interrupted reproduction continues where it stopped.
 Claims share runs instead of training the same config twice: the in-weights base run
 (hardest-token target, `hardest_token/transformer`) is also the "both edges" arm of
 `edge_directions`, the trainable arm of `frozen_embeddings`, the p = 1 arm of
-`pause_tokens` and the in-weights contrast of `in_context`.
+`pause_tokens` and the in-weights contrast of `in_context`; the zoo's E W Eᵀ runs
+(`tiny_graphs/<graph>_neural_net`) are the float32 arm of `precision`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from geomem_jax.errors import ConfigError, UserError
 
 CLAIMS = (
     "in_weights", "hardest_token", "in_context", "edge_directions",
-    "frozen_embeddings", "tiny_graphs", "knobs", "pause_tokens",
+    "frozen_embeddings", "tiny_graphs", "precision", "knobs", "pause_tokens",
 )
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
@@ -46,6 +47,7 @@ DIFF_TOL = 0.02  # smallest accuracy difference between two arms that counts
 RECALL_MIN = 0.95  # "memorized every edge"
 LOOKUP_MIN = 0.9  # in-context "reads the edge list": teacher-forced accuracy after the first decision
 PAUSE_TARGET = 0.5  # held-out first-decision accuracy whose first crossing is "converged"
+PAPER_MARGIN_FRACTION = 0.5  # "in the paper's range": the release's own bf16 C(15) seeds reach down to half its +7.87
 
 FIRST = "test/first_token"
 DECISION = "test/first_decision"  # in-context: argmax over the source's d children
@@ -55,6 +57,7 @@ MARGIN = "geometry/margin"
 NEGATIVE_SHARE = "geometry/negative_mode_share"
 LOGIT_MARGIN = "geometry/logit_margin"  # Transformer / Mamba: margin of the bilinear fit of their edge logits
 RECALL_KEYS = ("edge/recall_at_degree", "edge/recall_at_5")
+PAPER_NN_MARGINS = {"star": 4.08, "grid": 2.51, "cycle": 7.87, "irregular": 8.13}  # E W Eᵀ, SPEC §4
 
 
 # --------------------------------------------------------------------------- sizes
@@ -80,8 +83,8 @@ _QS = "configs/quickstart.py"
 SCALES = {
     # The CPU reproduction: quickstart G(100, 5) (1 layer, width 64, 3000 steps), < 2 h on 2 cores.
     "full": Scale(
-        name="full", seeds=4,
-        base=(_QS, (("eval.every", "100"), ("ckpt.every", "1000"))),
+        name="full", seeds=8,
+        base=(_QS, (("train.steps", "3000"), ("eval.every", "100"), ("ckpt.every", "1000"))),  # quickstart: 2400
         full_path=(("task.target", "full_path"),),
         mamba=(("model.family", "mamba"), ("train.steps", "1500"), ("eval.every", "500"), ("ckpt.every", "500")),
         # configs/in_context.py:cpu: G(2, 5), 2 layers × 64, positions N(0, 0.02²), 2000 steps.
@@ -115,7 +118,7 @@ SCALES = {
     ),
     # The paper's sizes (accelerators; not run on the CPU): G(5000, 5) GPT-mid, release zoo, knobs.
     "paper": Scale(
-        name="paper", seeds=4,
+        name="paper", seeds=8,
         base=("configs/pathstar.py:g5000_l5", (("task.target", "hardest_token"),)),
         full_path=(("task.target", "full_path"),),
         mamba=(("model.family", "mamba"),),
@@ -175,6 +178,10 @@ def plan(scale: Scale, seeds: int) -> dict[str, list[RunSpec]]:
     edges = {d: base_run(scale, seeds, key=f"edge_directions/{d}", overrides=(("graph.edges", d),))
              for d in ("forward", "backward")}
     frozen = base_run(scale, seeds, key="frozen_embeddings/frozen", overrides=(("model.freeze_embeddings", "true"),))
+    tiny_nn = lambda g, key, over: RunSpec(key, f"configs/tiny_graphs.py:{g}_neural_net", over, seeds)
+    precision = ([tiny_nn(g, f"tiny_graphs/{g}_neural_net", ()) for g in scale.zoo_graphs]  # the zoo's own runs
+                 + [tiny_nn(g, f"precision/{g}_neural_net_bfloat16", (("model.dtype", "bfloat16"),))
+                    for g in scale.zoo_graphs])
     knobs_spec, knobs_over = scale.knobs
     knobs = RunSpec("knobs/paper", knobs_spec, knobs_over, seeds)
     knobs_self = RunSpec("knobs/self_edges", knobs_spec.rsplit(":", 1)[0] + ":paper_self_edges", knobs_over, seeds)
@@ -190,6 +197,7 @@ def plan(scale: Scale, seeds: int) -> dict[str, list[RunSpec]]:
         "edge_directions": [edges["forward"], edges["backward"], base],
         "frozen_embeddings": [frozen, base],
         "tiny_graphs": [],  # trained by zoo.run_zoo (its own resumable loop)
+        "precision": precision,  # float32 (one per zoo graph), then bfloat16
         "knobs": [knobs, knobs_self],
         "pause_tokens": pauses,
     }
@@ -288,6 +296,11 @@ def verdict_sign(s: dict, positive: bool) -> str:
     if positive:
         return PASS if lo > 0 else FAIL if hi <= 0 else INCONCLUSIVE
     return PASS if hi <= 0 else FAIL if lo > 0 else INCONCLUSIVE
+
+
+def verdict_at_least(s: dict, target: float) -> str:
+    """verdict_sign of s − target: PASS if mean − CI > target, FAIL if mean + CI <= target."""
+    return verdict_sign(dict(s, mean=s["mean"] - target), True) if _ok(s) else INCONCLUSIVE
 
 
 def verdict_not_below(a: dict, b: dict) -> str:
@@ -593,7 +606,7 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
                 return s
         return None
 
-    link = f"[zoo.md](tiny_graphs/zoo.md)"
+    link = "[zoo.md](tiny_graphs/zoo.md)"
     rows = []
     recalls = {p: stat(*p.split("_", 1), RECALL_KEYS) for p in presets}
     recall_verdicts = [
@@ -608,7 +621,8 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
         combine(recall_verdicts), [f"- report {link}; recall per preset: " + ", ".join(
             f"{p} {fmt_stat(s)}" for p, s in recalls.items())],
     ))
-    for model, positive, paper in (("neural_net", True, "E W Eᵀ margin > 0 (+4.08 / +2.51 / +7.87 / +8.13)"),
+    paper_nn = " / ".join(f"{PAPER_NN_MARGINS[g]:+.2f}" for g in PAPER_NN_MARGINS)
+    for model, positive, paper in (("neural_net", True, f"E W Eᵀ margin > 0 ({paper_nn})"),
                                    ("transformer", True, "every trainable model has a visible geometry"),
                                    ("associative", False, "associative margin ≤ 0 (−0.24 / −0.15 / −1.15 / −0.10)")):
         if model not in models:
@@ -646,6 +660,33 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
         rows.append(Row(
             "tiny_graphs", "tiny graphs: Node2Vec aligns best with the smooth eigenvectors", "Node2Vec not in this scale.",
             "not run (quick mode)", "—", "Node2Vec's geometry is the cleanest", "—", INCONCLUSIVE))
+    return rows
+
+
+def claim_precision(ctx: Context) -> list[Row]:
+    """The tiny-graph E W Eᵀ margins in float32 (ours) and bfloat16 (the release's CUDA autocast), each
+    judged against the paper's printed margins: at least PAPER_MARGIN_FRACTION of each graph's."""
+    specs, graphs_ = ctx.plan["precision"], ctx.scale.zoo_graphs
+    targets = {g: PAPER_MARGIN_FRACTION * PAPER_NN_MARGINS[g] for g in graphs_}
+    rows = []
+    bf16_how = ("`model.dtype=bfloat16`: the E W Eᵀ product and the logits in bfloat16, parameters and AdamW "
+                "in float32, as under the release's autocast")
+    for dtype, arm, how in (("float32", specs[: len(graphs_)], "our default: every matmul in float32"),
+                            ("bfloat16", specs[len(graphs_):], bf16_how)):
+        stats = {g: summary_stat(ctx.run(spec), MARGIN) for g, spec in zip(graphs_, arm)}
+        verdicts = {g: verdict_at_least(stats[g], targets[g]) for g in graphs_}
+        rows.append(Row(
+            "precision", f"precision: E W Eᵀ margin in {dtype}",
+            f"The tiny-graph E W Eᵀ runs (release settings) in {dtype} ({how}).",
+            "; ".join(f"{g} {fmt_stat(stats[g], 2, signed=True)}" for g in graphs_), "0 (no geometry)",
+            "E W Eᵀ margins " + " / ".join(f"{g} {PAPER_NN_MARGINS[g]:+.2f}" for g in graphs_)
+            + " (release checkpoints, trained in bfloat16)",
+            f"per graph: PASS if mean − CI > {PAPER_MARGIN_FRACTION} × the paper's margin ("
+            + ", ".join(f"{g} {t:+.2f}" for g, t in targets.items()) + "), FAIL if mean + CI ≤ it; all graphs combined",
+            combine(verdicts.values()),
+            [f"- run {ctx.link(spec.key)}: {g} {fmt_stat(stats[g], 2, True)} → {verdicts[g]}"
+             for g, spec in zip(graphs_, arm)],
+        ))
     return rows
 
 
@@ -763,7 +804,8 @@ def claim_pause_tokens(ctx: Context) -> list[Row]:
 CLAIM_FUNCS = {
     "in_weights": claim_in_weights, "hardest_token": claim_hardest_token, "in_context": claim_in_context,
     "edge_directions": claim_edge_directions, "frozen_embeddings": claim_frozen_embeddings,
-    "tiny_graphs": claim_tiny_graphs, "knobs": claim_knobs, "pause_tokens": claim_pause_tokens,
+    "tiny_graphs": claim_tiny_graphs, "precision": claim_precision, "knobs": claim_knobs,
+    "pause_tokens": claim_pause_tokens,
 }
 CLAIM_TITLES = {
     "in_weights": "In-weights path-star (Transformer, Mamba)",
@@ -772,6 +814,7 @@ CLAIM_TITLES = {
     "edge_directions": "Forward vs backward vs both edge directions",
     "frozen_embeddings": "Frozen embeddings (associative control) fail",
     "tiny_graphs": "Tiny graphs: memorization, geometry, Node2Vec's spectral alignment",
+    "precision": "Precision behind the paper's E W Eᵀ margins: float32 and bfloat16",
     "knobs": "Knobs that flip associative ↔ geometric memory",
     "pause_tokens": "Pause tokens and convergence speed",
 }

@@ -22,8 +22,6 @@ from geomem_jax.errors import ConfigError
 from geomem_jax.models.common import unembed
 from geomem_jax.program import Program
 
-
-
 # ----------------------------------------------------------------------------- model
 
 

@@ -4,6 +4,12 @@ Run as a script, it is `geomem` with one fault hook installed first:
 
     python tests/fault_helpers.py HOOK N train --config=... --workdir=...
 
+or (`python tests/fault_helpers.py --fork-server`) a fork server: a Python that has imported
+JAX and geomem_jax once (no JAX backend, no thread yet) and forks one process per request,
+which then runs exactly what the two command lines above run. `Child(..., fork=True)` starts
+its process there: the same separate process, killed by the same signals, minus the ~2.5 s of
+imports that a fresh interpreter spends before `geomem` starts (most of a tiny run's cost).
+
 HOOK is one of HOOKS below; N picks the occurrence (the N-th metrics write, the
 N-th committed checkpoint, ...). Kill hooks send SIGKILL to their own process at
 an exact point that an outside timer can hit only by luck (between Orbax writing
@@ -14,6 +20,7 @@ survives a hook computes exactly what an untouched run computes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -21,6 +28,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -63,7 +71,10 @@ def subprocess_env() -> dict:
 class Child:
     """A `geomem train` subprocess (optionally with a fault hook); output goes to files."""
 
-    def __init__(self, workdir, *extra, hook: tuple[str, int] | None = None, log_dir=None, env=None):
+    def __init__(self, workdir, *extra, hook: tuple[str, int] | None = None, log_dir=None, env=None,
+                 fork: bool = False):
+        """fork: start it from the fork server (see the module docstring) instead of a fresh
+        interpreter; a child whose JAX / XLA environment differs from the server's never is."""
         self.workdir = pathlib.Path(workdir)
         log_dir = pathlib.Path(log_dir or self.workdir.parent)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +82,13 @@ class Child:
         self.out_path, self.err_path = log_dir / f"{stem}.out", log_dir / f"{stem}.err"
         prefix = [str(HERE / "fault_helpers.py"), hook[0], str(hook[1])] if hook else ["-m", "geomem_jax"]
         argv = [sys.executable, *prefix, "train", *FAULT_ARGS, f"--workdir={self.workdir}", *extra]
+        full_env = {**subprocess_env(), **(env or {})}
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**subprocess_env(), **(env or {})},
-                                         stdout=out, stderr=err)
+            server = fork_server() if fork else None
+            if server is not None and server.can_run(full_env):
+                self.proc = server.spawn(argv[1:], cwd=REPO_ROOT, env=full_env, out=self.out_path, err=self.err_path)
+            else:
+                self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=full_env, stdout=out, stderr=err)
         self.started = time.monotonic()
 
     def running(self) -> bool:
@@ -115,6 +130,207 @@ def watch(child: Child, condition, timeout: float = 240, poll_s: float = 0.002) 
         time.sleep(poll_s)
     child.kill()
     raise TimeoutError(f"condition not reached within {timeout} s in {child.workdir}")
+
+
+# ----------------------------------------------------------------------------- the fork server
+
+# What a `geomem train` child imports before its first step (jax, flax, optax, orbax, tensorstore
+# and numpy come with these); importing them creates no thread and no JAX backend.
+FORK_PRELOAD = (
+    "geomem_jax.cli", "geomem_jax.loop", "geomem_jax.train", "geomem_jax.checkpoint", "geomem_jax.metrics",
+    "geomem_jax.program", "geomem_jax.sweep", "geomem_jax.evals", "geomem_jax.distributed",
+    "geomem_jax.writers", "geomem_jax.models.transformer",
+    "orbax.checkpoint._src.path.atomicity", "orbax.checkpoint._src.path.deleter",
+)
+# Read by JAX / XLA when they are imported or start: a child must see the server's values.
+_IMPORT_TIME_ENV = ("JAX_", "XLA_", "TF_", "OPENBLAS_", "OMP_", "MKL_", "PYTHON")
+
+
+class Forked:
+    """A process the fork server started, with the part of Popen's interface Child uses."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode, self._done = pid, None, threading.Event()
+
+    def _exited(self, rc: int) -> None:
+        self.returncode = rc
+        self._done.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(f"forked pid {self.pid}", timeout)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+class ForkServer:
+    """The test process's end of `fault_helpers.py --fork-server` (JSON lines both ways)."""
+
+    def __init__(self, env: dict, log_path):
+        self.env = env
+        self._log = open(log_path, "w")
+        self._server = subprocess.Popen([sys.executable, str(HERE / "fault_helpers.py"), "--fork-server"],
+                                        cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._log)
+        self._lock, self._next_id = threading.Lock(), 0
+        self._starting: dict[int, list] = {}  # request id -> [Event, Forked]
+        self._running: dict[int, Forked] = {}  # pid -> Forked
+        self._early: dict[int, int] = {}  # pid -> exit code that came before the start reply was read
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="fork-server-reader", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(120):
+            raise RuntimeError(f"fork server did not start: {pathlib.Path(log_path).read_text()[-2000:]}")
+
+    def can_run(self, env: dict) -> bool:
+        """Whether a child with this environment may come from this server."""
+        def fixed(e):
+            return {k: v for k, v in e.items() if k.startswith(_IMPORT_TIME_ENV)}
+        return self._server.poll() is None and fixed(env) == fixed(self.env)
+
+    def spawn(self, argv: list[str], cwd, env: dict, out, err) -> Forked:
+        """Runs `python *argv` as a fork of the server; argv[0] is `-m geomem_jax` or this file."""
+        with self._lock:
+            self._next_id += 1
+            request_id, started = self._next_id, [threading.Event(), None]
+            self._starting[request_id] = started
+            line = json.dumps({"id": request_id, "argv": argv, "cwd": str(cwd), "env": env,
+                               "out": str(out), "err": str(err)}) + "\n"
+            self._server.stdin.write(line.encode())
+            self._server.stdin.flush()
+        if not started[0].wait(60):
+            raise RuntimeError("the fork server did not start a child within 60 s")
+        return started[1]
+
+    def _read(self) -> None:
+        for line in self._server.stdout:
+            message = json.loads(line)
+            with self._lock:
+                if "ready" in message:
+                    self._ready.set()
+                elif "id" in message:
+                    child = Forked(message["pid"])
+                    started = self._starting.pop(message["id"])
+                    if message["pid"] in self._early:
+                        child._exited(self._early.pop(message["pid"]))
+                    else:
+                        self._running[child.pid] = child
+                    started[1] = child
+                    started[0].set()
+                else:
+                    child = self._running.pop(message["pid"], None)
+                    if child is None:
+                        self._early[message["pid"]] = message["rc"]
+                    else:
+                        child._exited(message["rc"])
+        with self._lock:  # the server died: nothing it started will report any more
+            for child in self._running.values():
+                child._exited(-signal.SIGKILL)
+            self._running.clear()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.stdin.close()  # the server kills what still runs and exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._server.wait(30)
+        self._log.close()
+
+
+_FORK_SERVER: ForkServer | None = None
+_FORK_SERVER_LOCK = threading.Lock()
+
+
+def fork_server() -> ForkServer | None:
+    """The process-wide fork server (started on first use; None where os.fork is missing)."""
+    global _FORK_SERVER
+    if not hasattr(os, "fork") or not hasattr(os, "pidfd_open"):
+        return None
+    with _FORK_SERVER_LOCK:
+        if _FORK_SERVER is None:
+            import atexit
+            import tempfile
+
+            log = pathlib.Path(tempfile.mkdtemp(prefix="geomem_fork_server_")) / "server.log"
+            _FORK_SERVER = ForkServer(subprocess_env(), log)
+            atexit.register(_FORK_SERVER.close)
+        return _FORK_SERVER
+
+
+def _serve_forks() -> dict:
+    """The server's loop: one fork per request line on stdin; replies on stdout. Returns only in
+    a forked child, with its request."""
+    import importlib
+    import select
+
+    for name in FORK_PRELOAD:
+        importlib.import_module(name)
+    from jax._src import xla_bridge
+
+    assert not xla_bridge._backends, "a preloaded module started a JAX backend"  # fork would copy it
+    assert threading.active_count() == 1, threading.enumerate()
+
+    def reply(message):
+        os.write(1, (json.dumps(message) + "\n").encode())
+
+    reply({"ready": True})
+    children, pending = {}, b""  # pidfd -> pid
+    while True:
+        ready, _, _ = select.select([0, *children], [], [])
+        for fd in ready:
+            if fd != 0:
+                pid = children.pop(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                reply({"pid": pid, "rc": os.waitstatus_to_exitcode(status)})
+                continue
+            data = os.read(0, 1 << 16)
+            if not data:  # the test process closed its end: end what is left, then exit
+                for pid in children.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                os._exit(0)
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                sys.stdout.flush(), sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    for other in children:
+                        os.close(other)
+                    return request
+                children[os.pidfd_open(pid)] = pid
+                reply({"id": request["id"], "pid": pid})
+
+
+def _run_forked(request: dict) -> int:
+    """In a forked child: become `python *argv` (stdin empty, stdout/stderr to the files, cwd,
+    environment and argv as requested), then run it as that command line would."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for target, path in ((1, request["out"]), (2, request["err"])):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    argv = request["argv"]
+    if argv[:2] == ["-m", "geomem_jax"]:
+        sys.argv = ["geomem_jax", *argv[2:]]
+        from geomem_jax import cli
+
+        return cli.main(argv[2:])
+    sys.argv = argv
+    return main(argv[1:])
 
 
 # ----------------------------------------------------------------------------- run-directory probes
@@ -248,9 +464,11 @@ def deliveries(log) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def chaos_trial(workdir, seed: int, wanted: int, extra=CHAOS_ARGS, max_processes: int | None = None) -> dict:
+def chaos_trial(workdir, seed: int, wanted: int, extra=CHAOS_ARGS, max_processes: int | None = None,
+                fork: bool = False) -> dict:
     """Trains under a seeded schedule of SIGKILL / SIGTERM deliveries, each followed by --resume,
-    until `wanted` signals were delivered, then resumes to the end. Returns what happened."""
+    until `wanted` signals were delivered, then resumes to the end. Returns what happened.
+    fork: the processes come from the fork server (Child)."""
     workdir = pathlib.Path(workdir)
     log = workdir.parent / f"{workdir.name}.chaos.jsonl"
     rng, processes = random.Random(seed), []
@@ -262,12 +480,12 @@ def chaos_trial(workdir, seed: int, wanted: int, extra=CHAOS_ARGS, max_processes
         moment = "summary" if finished or late else rng.choice(CHAOS_MOMENTS[:2])
         n, event = chaos_event(rng, moment, log)
         resume = ("--resume",) if processes else ()
-        child = Child(workdir, *extra, *resume, hook=("chaos", n), env={CHAOS_ENV: json.dumps(event)})
+        child = Child(workdir, *extra, *resume, hook=("chaos", n), env={CHAOS_ENV: json.dumps(event)}, fork=fork)
         rc = child.wait()
         processes.append({"rc": rc, "moment": moment, "n": n, "signal": event["signal"],
                           "delivered": len(deliveries(log)), "traceback": "Traceback" in child.stderr,
                           "stderr": child.stderr[-300:] if rc not in CHAOS_EXIT_CODES else ""})
-    child = Child(workdir, *extra, "--resume")  # the run to the end
+    child = Child(workdir, *extra, "--resume", fork=fork)  # the run to the end
     processes.append({"rc": child.wait(), "moment": None, "traceback": "Traceback" in child.stderr,
                       "stderr": child.stderr[-300:]})
     return {"workdir": str(workdir), "seed": seed, "deliveries": deliveries(log), "processes": processes,
@@ -483,4 +701,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--fork-server"]:
+        sys.exit(_run_forked(_serve_forks()))
     sys.exit(main(sys.argv[1:]))

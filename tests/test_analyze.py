@@ -10,6 +10,7 @@ import pytest
 from geomem_jax import graphs
 from geomem_jax.analysis import analyze, geometry, spectral
 from geomem_jax.errors import CheckpointError
+from geomem_jax.metrics import flatten_vectors, read_metrics
 
 NUM_SPECIALS = 9
 DIM = 8
@@ -51,20 +52,23 @@ def make_run(tmp_path, model=None, experiments=None, tables=None):
     model = model or {"family": "node2vec", "embedding": ["params", "V"], "output_embedding": None, "bilinear": None}
     meta = {"experiments": experiments, "model": model, "sweep_keys": ["seed", "lr"]}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
-    summary = {
+    records = [
+        {"step": s, "experiments": [
+            {"index": e["index"], "train/loss": 0.5, "edge/recall_at_5": s / 20, "geometry/level": s / 40,
+             "edge/recall_at_degree": s / 30, "node2vec/proj_V": [1.0, s / 10, 0.5],
+             "node2vec/proj_C": [0.1, 1 / (1 + s), 0.2]} for e in experiments]}
+        for s in (0, 10, 20)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    last = {e["index"]: {k: v for k, v in flatten_vectors(e).items() if k != "index"}
+            for e in records[-1]["experiments"]}
+    summary = {  # as the trainer writes it: final = the last metrics.jsonl line
         "experiments": [{"index": e["index"], "seed": e["seed"], "coords": {"lr": e["hparams"]["lr"]},
-                         "final": {"train/loss": 0.5}, "best": {"x": 1}} for e in experiments],
+                         "final": last[e["index"]], "best": {"x": 1}} for e in experiments],
         "aggregate": [{"lr": 0.1, "n": 2, "seeds": [0, 1], "train/loss": {"mean": 0.5}}],
         "other": "kept",
     }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    records = [
-        {"step": s, "experiments": [
-            {"index": e["index"], "edge/recall_at_5": s / 20, "geometry/level": s / 40,
-             "node2vec/proj_V": [1.0, s / 10, 0.5], "node2vec/proj_C": [0.1, 1 / (1 + s), 0.2]} for e in experiments]}
-        for s in (0, 10, 20)
-    ]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     if tables is None:
         n_pad = max(e["graph"]["num_nodes"] for e in experiments)
         rng = np.random.default_rng(0)
@@ -89,7 +93,7 @@ def test_analyze_run_end_to_end(tmp_path):
     assert scalars[0]["spectral/alignment_k3"] == pytest.approx(spectral.spectral_alignment(E0, vecs, 3))
     assert scalars[0]["geometry/leaf_firsthop_gap"] > 0.5  # planted arms
     assert scalars[0]["geometry/margin"] == pytest.approx(geometry.geometric_margin(E0, np.eye(DIM), star.adjacency())["margin"])
-    assert scalars[0]["edge/recall_at_5"] == pytest.approx(
+    assert scalars[0]["edge/node_recall_at_5"] == pytest.approx(
         geometry.edge_recall_at_k(E0 @ E0.T, star.successors("both"), 5))
     assert "geometry/leaf_firsthop_gap" not in scalars[2]  # the cycle has no paths
     E2 = tree["params"]["V"][2, :6]  # padding rows sliced off
@@ -105,15 +109,17 @@ def test_analyze_run_end_to_end(tmp_path):
     single = next(g for g in result["aggregate"] if g["coords"] == {"lr": 0.2})
     assert single["metrics"]["geometry/level"]["std"] == 0.0 and single["metrics"]["geometry/level"]["ci95"] == 0.0
 
-    # summary.json: scalars merged, other keys kept, no temp file left behind
+    # summary.json: analysis scalars merged, the trainer's geometry/level kept, other keys kept, no temp file
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["other"] == "kept"
     final0 = summary["experiments"][0]["final"]
-    assert final0["train/loss"] == 0.5 and final0["geometry/level"] == pytest.approx(scalars[0]["geometry/level"])
+    assert final0["train/loss"] == 0.5 and final0["geometry/level"] == 0.5  # the trainer's 20 / 40
+    assert final0["spectral/alignment_k3"] == pytest.approx(scalars[0]["spectral/alignment_k3"])
     assert final0["analysis/step"] == 20 and summary["experiments"][0]["best"] == {"x": 1}
     group = next(g for g in summary["aggregate"] if g["lr"] == 0.1)  # recomputed from the finals
     assert group["train/loss"]["mean"] == 0.5 and group["n"] == 2
-    assert group["geometry/level"]["mean"] == pytest.approx(np.mean(level))
+    assert group["spectral/alignment_k3"]["mean"] == pytest.approx(
+        np.mean([scalars[0]["spectral/alignment_k3"], scalars[1]["spectral/alignment_k3"]]))
     assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
 
     # plots exist and report.md links every one of them
@@ -142,9 +148,19 @@ def test_bilinear_model_margin_and_explicit_step(tmp_path):
     assert result["step"] == 5
     assert got["geometry/margin"] == pytest.approx(expected["margin"])
     assert got["geometry/margin_top1"] == pytest.approx(expected["margin_top1"])
-    assert got["edge/recall_at_degree"] == pytest.approx(
+    assert got["edge/node_recall_at_degree"] == pytest.approx(
         geometry.edge_recall_at_k(E @ W[0] @ E.T, graphs.cycle(6).successors("both"), "degree"))
+    release = geometry.geometric_margin(E, W[0], graphs.cycle(6).adjacency(), specials_XxD=tables[0, 6:],
+                                        self_is_miss=True)  # the 9 special rows of the table
+    assert (got["geometry/release_margin"], got["geometry/release_margin_top1"]) == pytest.approx(
+        (release["margin"], release["margin_top1"]))
     assert (tmp_path / "report" / "report.md").is_file()
+    # summary.json: final is still the last metrics.jsonl line for every training key (issue 12)
+    last = flatten_vectors(read_metrics(tmp_path / "metrics.jsonl")[-1]["experiments"][0])
+    final = json.loads((tmp_path / "summary.json").read_text())["experiments"][0]["final"]
+    assert {k: final[k] for k in last if k != "index"} == {k: v for k, v in last.items() if k != "index"}
+    assert final["edge/recall_at_degree"] == 20 / 30 and final["geometry/level"] == 0.5
+    assert final["geometry/release_margin"] == pytest.approx(release["margin"])
 
 
 def test_error_paths(tmp_path):
@@ -160,7 +176,7 @@ def test_error_paths(tmp_path):
         analyze.analyze_run(tmp_path, make_plots=False, ckpt=fake_ckpt({1: {"params": {}}}))
     summary_before = (tmp_path / "summary.json").read_text()
     assert json.loads(summary_before)["other"] == "kept"  # failures left it untouched
-    assert "geometry/level" not in summary_before
+    assert "analysis/step" not in summary_before
 
 
 def test_export_embeddings(tmp_path):

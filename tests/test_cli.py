@@ -1,6 +1,7 @@
 """`geomem` CLI: user errors exit 2 with one line and touch nothing; export-graph round trip; train table."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -247,3 +248,38 @@ def test_background_errors_are_dropped_after_a_reported_error_and_shown_once_aft
         "geomem: note: a background task failed (OSError: disk hiccup)",
         "geomem: note: a background task failed (ValueError: late)",
     ]
+
+
+def test_reproduce_help_names_every_claim():
+    from geomem_jax import reproduce
+
+    text = cli.FLAG_HELP[("reproduce", "only")].meaning
+    assert [c for c in reproduce.CLAIMS if c not in text] == []
+
+
+def test_the_cli_keeps_compiled_programs_in_its_cache_folder(tmp_path, tiny_overrides):
+    """`geomem train` keeps its compiled programs in ~/.cache/geomem_jax/xla; a rerun of the same
+    shapes (here through GEOMEM_COMPILE_CACHE naming that folder) reads them and adds nothing;
+    GEOMEM_COMPILE_CACHE=off keeps none."""
+    overrides = [f"--config.{k}={v}" for k, v in tiny_overrides if k not in ("train.steps", "sweep.seeds")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "GEOMEM_"))}
+    args = ["train", "--config=configs/pathstar.py:smoke", *overrides, "--config.train.steps=10",
+            "--config.sweep.seeds=(0,)", "--no-progress"]
+
+    def train(name, home, **extra_env):
+        proc = subprocess.run([sys.executable, "-m", "geomem_jax", *args, f"--workdir={tmp_path / name}"],
+                              env={**env, "HOME": str(home), **extra_env}, capture_output=True, text=True,
+                              cwd=REPO_ROOT)
+        assert proc.returncode == 0, proc.stderr
+
+    home = tmp_path / "home"
+    train("first", home)
+    cache = home / ".cache" / "geomem_jax" / "xla"
+    kept = sorted(p.name for p in cache.iterdir())
+    assert kept  # at least the training chunk (compiles for > 1 s)
+    train("again", tmp_path / "elsewhere", GEOMEM_COMPILE_CACHE=str(cache))
+    assert sorted(p.name for p in cache.iterdir()) == kept
+    probe = "import jax; from geomem_jax import cli; print(cli.use_compile_cache(), jax.config.jax_compilation_cache_dir)"
+    proc = subprocess.run([sys.executable, "-c", probe], env={**env, "GEOMEM_COMPILE_CACHE": "off"},
+                          capture_output=True, text=True)
+    assert proc.stdout.split() == ["None", "None"], proc.stderr

@@ -2,15 +2,23 @@
 working directory, succeeds (exit 0). Commands run as written, so their default run directories
 and the collisions between them are the real ones; only their size is shrunk: every config gets
 SHRINK (a few steps of a tiny model on a small graph), the zoo and the reproduction run their quick
-variants, and the per-experiment figures of `analyze` are skipped (tests/test_analyze.py draws them)."""
+variants, and the per-experiment figures of `analyze` are skipped (tests/test_analyze.py draws them).
+XLA compiles them with most optimisations off (`jax_disable_most_optimizations`): the same programs
+are traced, lowered, compiled and run, in about a third of the compile time, which is most of this
+test's cost; only exit codes are checked here, the numbers of optimised programs elsewhere."""
 
 import dataclasses
+import json
 import pathlib
 import re
 import shlex
+import subprocess
+import sys
 
+import jax
 import pytest
 
+import fault_helpers
 from geomem_jax import cli, config as config_lib, reproduce
 from geomem_jax.analysis import analyze
 from geomem_jax.config import REPO_ROOT
@@ -58,26 +66,94 @@ def test_the_docs_document_commands():
     assert "geomem run --config=configs/quickstart.py:smoke" in commands and len(commands) >= 15
 
 
-def test_every_documented_command_runs_in_order_in_one_directory(tmp_path, monkeypatch, capsys):
-    real_load = config_lib.load_config
-
+def shrunk(real_load):
+    """load_config, then SHRINK."""
     def small(spec):
         cfg = real_load(str(REPO_ROOT / spec) if not pathlib.Path(spec).is_absolute() else spec)
         for dotted, text in SHRINK:
             config_lib.apply_override(cfg, dotted, text)
         return cfg
 
-    monkeypatch.setattr(config_lib, "load_config", small)
+    return small
+
+
+def _commands() -> list[tuple[str, str]]:
+    return [(doc, VARIANTS.get(command, command)) for doc in DOCS for command in documented_commands(REPO_ROOT / doc)]
+
+
+# A second process fills the session's compile cache with the programs of the later commands
+# (from the last one back) while this one runs the earlier ones: the two cores share the
+# compiling. It runs each in an empty folder of its own and stops where the test has got to;
+# nothing it does is checked (the test runs every command itself, in order, in one directory).
+WARM_UP = """
+import json, os, pathlib, shlex, sys
+import jax
+jax.config.update("jax_disable_most_optimizations", True)
+sys.path.insert(0, sys.argv[1])
+import test_docs_commands as docs
+from geomem_jax import cli, config as config_lib, reproduce
+from geomem_jax.analysis import analyze
+config_lib.load_config = docs.shrunk(config_lib.load_config)
+analyze._plots_for = lambda *args: []
+reproduce.SCALES["quick"] = docs.TINY_QUICK
+scratch, progress = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+for index, command in json.loads(sys.argv[4]):
+    if int(progress.read_text() or 0) >= index:
+        break
+    folder = scratch / str(index)
+    folder.mkdir()
+    os.chdir(folder)
+    print(index, command, "->", cli.main(shlex.split(command)[1:]), flush=True)
+"""
+
+
+@pytest.fixture
+def warm_up(tmp_path_factory):
+    """Starts WARM_UP over the distinct compiling commands after the first; yields the progress file
+    (the index of the command the test is at); ends the warm-up with the test."""
+    from geomem_jax import cli as cli_lib
+
+    root = tmp_path_factory.mktemp("docs_warm_up")
+    progress = root / "progress"
+    progress.write_text("0")
+    first = {}  # each distinct compiling command at its first place in the docs
+    for i, (_, command) in enumerate(_commands()):
+        if shlex.split(command)[1] in cli_lib.COMPILING_COMMANDS:
+            first.setdefault(command, i)
+    later = sorted(((i, command) for command, i in first.items() if i > min(first.values())), reverse=True)
+    env = fault_helpers.subprocess_env()
+    with open(root / "warm_up.log", "w") as log:
+        child = subprocess.Popen([sys.executable, "-c", WARM_UP, str(fault_helpers.HERE), str(root / "scratch"),
+                                  str(progress), json.dumps(later)], cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    (root / "scratch").mkdir()
+    try:
+        yield progress
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.fixture
+def quick_compiles():
+    """XLA with most optimisations off for one test (a compile option: its own cache entries)."""
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
+def test_every_documented_command_runs_in_order_in_one_directory(tmp_path, monkeypatch, capsys, quick_compiles,
+                                                                 warm_up):
+    monkeypatch.setattr(config_lib, "load_config", shrunk(config_lib.load_config))
     monkeypatch.setattr(analyze, "_plots_for", lambda *args: [])
     monkeypatch.setitem(reproduce.SCALES, "quick", TINY_QUICK)
     monkeypatch.chdir(tmp_path)
-    for doc in DOCS:
-        for command in documented_commands(REPO_ROOT / doc):
-            command = VARIANTS.get(command, command)
-            try:
-                rc = cli.main(shlex.split(command)[1:])
-            except SystemExit as done:  # --help, --version
-                rc = done.code
-            err = capsys.readouterr().err
-            assert rc == 0, f"{doc}: `{command}` failed (exit {rc}): {err.strip().splitlines()[-1:]}"
-    # ~215 s of CPU (about 20 compiled programs); not a wall-time assertion: the machine is shared.
+    for index, (doc, command) in enumerate(_commands()):
+        warm_up.write_text(str(index))
+        try:
+            rc = cli.main(shlex.split(command)[1:])
+        except SystemExit as done:  # --help, --version
+            rc = done.code
+        err = capsys.readouterr().err
+        assert rc == 0, f"{doc}: `{command}` failed (exit {rc}): {err.strip().splitlines()[-1:]}"
+    # ~215 s of CPU with optimised compiles, ~100 s without; not a wall-time assertion: the machine is shared.

@@ -5,8 +5,10 @@ sweep axis padded for N devices; the resume restores it onto the new mesh (Orbax
 the new mesh's target sharding) and re-pads it for M. The run then ends where an
 uninterrupted run ends: discrete metrics identical, floats within tolerance.
 
-8 fake CPU devices need a fresh process (conftest fixes 4 for this one), so every pair runs
-in one child process; this process compares the run directories it leaves.
+8 fake CPU devices need a fresh process (conftest fixes 4 for this one), so the pairs run in
+child processes; this process compares the run directories they leave. Two children share the
+two cores: one runs the reference and the pairs on 1 and 4 devices, the other those on 2 and 8
+(each compiles the programs of its own device counts).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from geomem_jax import checkpoint, distributed
 import fault_helpers as fh
 
 PAIRS = ((4, 1), (1, 4), (8, 2), (2, 8))
+CHILDREN = (((4, 1), (1, 4)), ((8, 2), (2, 8)))  # the reference runs in the first
 SEEDS = 5  # padded to 8 rows on 4 and 8 devices, 6 on 2: never an even split
 PADDED_ROWS = {1: 5, 2: 6, 4: 8, 8: 8}
 STOP_AT_METRICS_LINE = 2  # SIGTERM after the 2nd evaluation (step 20 of 40): checkpoint, exit
@@ -31,8 +34,8 @@ ARGS = (
 )
 FLOAT_TOLERANCE = 1e-5
 
-# The child: a reference run on one device, then per pair a run on N devices stopped by SIGTERM
-# (what a preemption sends) and its resume on M devices.
+# A child: (in the first one) a reference run on one device, then per pair a run on N devices
+# stopped by SIGTERM (what a preemption sends) and its resume on M devices.
 CHILD = """
 import json, os, signal, sys
 import jax
@@ -40,6 +43,7 @@ jax.config.update("jax_num_cpu_devices", 8)
 from geomem_jax import checkpoint, config as config_lib, loop, metrics
 
 root, pairs, args, stop_line = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+with_reference = sys.argv[5] == "reference"
 
 def cfg_on(devices):
     cfg = config_lib.load_config("configs/tiny_graphs.py:cycle_neural_net")
@@ -54,7 +58,8 @@ def write_then_preempt(self, record):
     if len(written) == stop_line:
         os.kill(os.getpid(), signal.SIGTERM)
 
-loop.run(cfg_on(1), f"{root}/reference", progress=False)
+if with_reference:
+    loop.run(cfg_on(1), f"{root}/reference", progress=False)
 report = {}
 for n, m in pairs:
     workdir = f"{root}/from{n}to{m}"
@@ -77,11 +82,23 @@ print(json.dumps(report))
 @pytest.fixture(scope="module")
 def elastic_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("elastic")
-    argv = [sys.executable, "-c", CHILD, str(root), json.dumps(PAIRS), json.dumps(ARGS), str(STOP_AT_METRICS_LINE)]
+    assert sorted(pair for pairs in CHILDREN for pair in pairs) == sorted(PAIRS)
     env = {k: v for k, v in fh.subprocess_env().items() if k != "JAX_NUM_CPU_DEVICES"}
-    done = subprocess.run(argv, cwd=fh.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, json.loads(done.stdout.strip().splitlines()[-1])
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(root), json.dumps(pairs), json.dumps(ARGS),
+                                  str(STOP_AT_METRICS_LINE), "reference" if i == 0 else "-"],
+                                 cwd=fh.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for i, pairs in enumerate(CHILDREN)]
+    report = {}
+    try:
+        for child in children:
+            out, err = child.communicate(timeout=600)
+            assert child.returncode == 0, err[-3000:]
+            report.update(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    return root, report
 
 
 def _is_discrete(name: str) -> bool:

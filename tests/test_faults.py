@@ -6,10 +6,13 @@ two processes on one workdir, determinism, truncated and deleted checkpoint file
 an unwritable workdir, a full disk on metric and checkpoint writes, malformed release files, and a
 table of bad configs / CLI inputs.
 
-Cost: every `geomem train` subprocess pays Python + JAX start-up and tracing (~3 s on
+Cost: every `geomem train` subprocess pays Python + JAX start-up and tracing (~4 s on
 an idle core; the compiled programs come from the session's persistent cache, which
 the children share). The subprocess scenarios therefore run once per session, three at
-a time (`scenarios` fixture), and the tests below assert on their records.
+a time (`scenarios` fixture), and the tests below assert on their records. The reference
+run is a fresh `python -m geomem_jax`; the ~30 others are forks of a process that has
+imported JAX and geomem_jax once (fault_helpers' fork server: separate processes, real
+signals, ~2.5 s of imports fewer each).
 
 """
 
@@ -79,7 +82,8 @@ def fault_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference(fault_root):
     """One uninterrupted subprocess run; every resumed run must end exactly here."""
-    child = fh.Child(fault_root / "reference")
+    child = fh.Child(fault_root / "reference")  # a fresh interpreter: `python -m geomem_jax`
+    fh.fork_server()  # starts (imports) meanwhile
     assert child.wait() == 0, child.stderr
     return {"workdir": child.workdir, "result": fh.final_result(child.workdir)}
 
@@ -134,10 +138,10 @@ def _start_and_kill(workdir, how, *extra) -> tuple[fh.Child, dict]:
     """Starts `geomem train` and lets it die as `how` says; returns the child and what happened."""
     kind, what, arg = how
     if kind == "hook":
-        child = fh.Child(workdir, *extra, hook=(what, arg))
+        child = fh.Child(workdir, *extra, hook=(what, arg), fork=True)
         rc = child.wait()
         return child, {"rc": rc, "how": f"hook {what} #{arg}"}
-    child = fh.Child(workdir, *extra)
+    child = fh.Child(workdir, *extra, fork=True)
     reached = fh.watch(child, lambda: _condition(what)(workdir))
     if arg:
         time.sleep(arg)
@@ -161,7 +165,7 @@ def _kill_trial(root: pathlib.Path, name: str, first, resume_kill) -> dict:
             break
         how = kills[attempt] if attempt < len(kills) else None
         if how is None:
-            child = fh.Child(workdir, "--resume")
+            child = fh.Child(workdir, "--resume", fork=True)
             event = {"rc": child.wait(), "how": "resume"}
         else:
             child, event = _start_and_kill(workdir, how, "--resume")
@@ -173,7 +177,7 @@ def _kill_trial(root: pathlib.Path, name: str, first, resume_kill) -> dict:
     last = record["events"][-1]
     if last["rc"] == 2 and "no complete checkpoint" in last["stderr"]:
         workdir = root / f"{name}_fresh"  # documented: nothing to resume -> start over elsewhere
-        child = fh.Child(workdir)
+        child = fh.Child(workdir, fork=True)
         record["events"].append({"rc": child.wait(), "how": "fresh start in a new workdir",
                                  "stderr": child.stderr[-400:], "left": _probe(workdir)})
     record["final_workdir"] = str(workdir)
@@ -191,16 +195,16 @@ def _signals(root: pathlib.Path) -> dict:
     """
     workdir, extra = root / "signals", ("--config.ckpt.every=30",)
     events = []
-    child = fh.Child(workdir, *extra, hook=("slow_metrics", 5))
+    child = fh.Child(workdir, *extra, hook=("slow_metrics", 5), fork=True)
     fh.watch(child, lambda: fh.metrics_lines_at_least(1)(workdir))
     child.signal(signal.SIGTERM)
     events.append({"signal": "SIGTERM", "rc": child.wait(), "stderr": child.stderr, "left": _probe(workdir)})
     lines_now = len(fh.metrics_records(workdir))
-    child = fh.Child(workdir, *extra, "--resume", hook=("slow_metrics", 5))
+    child = fh.Child(workdir, *extra, "--resume", hook=("slow_metrics", 5), fork=True)
     fh.watch(child, lambda: fh.metrics_lines_at_least(lines_now + 1)(workdir))
     child.signal(signal.SIGINT)
     events.append({"signal": "SIGINT", "rc": child.wait(), "stderr": child.stderr, "left": _probe(workdir)})
-    child = fh.Child(workdir, *extra, "--resume")
+    child = fh.Child(workdir, *extra, "--resume", fork=True)
     events.append({"signal": None, "rc": child.wait(), "stderr": child.stderr, "left": _probe(workdir)})
     return {"workdir": str(workdir), "events": events}
 
@@ -212,7 +216,7 @@ def _two_processes(root: pathlib.Path) -> dict:
     contends exactly like a second `geomem` would, without another JAX start-up.
     """
     workdir = root / "busy"
-    first = fh.Child(workdir, hook=("slow_metrics", 6))
+    first = fh.Child(workdir, hook=("slow_metrics", 6), fork=True)
     fh.watch(first, lambda: fh.metrics_lines_at_least(1)(workdir))
     second = [_cli("train", *RUN_ARGS, f"--workdir={workdir}", *extra) for extra in (("--resume",), ())]
     first_still_running = first.running()
@@ -225,7 +229,7 @@ def _damaged_resume(root: pathlib.Path, reference_dir: pathlib.Path, damage: str
     workdir = root / f"damaged_{damage}"
     shutil.copytree(reference_dir, workdir)
     detail = _damage(workdir, damage)
-    child = fh.Child(workdir, "--resume")
+    child = fh.Child(workdir, "--resume", fork=True)
     return {"workdir": str(workdir), "damage": detail, "rc": child.wait(), "stderr": child.stderr,
             "left": _probe(workdir)}
 

@@ -17,8 +17,9 @@ def test_geometric_level_on_hand_built_vectors():
     assert geometry.geometric_level(E, edges, chunk=3) == pytest.approx(expected)
 
 
-def _margin_by_loops(E, W, A, self_edges, nodes):
-    """SPEC §7 margin written out with explicit loops and the FULL SVD."""
+def _margin_by_loops(E, W, A, self_edges, nodes, self_is_miss=False):
+    """SPEC §7 margin written out with explicit loops and the FULL SVD (rows of E beyond A's
+    nodes, zero rows of A: the release's special tokens, non-neighbours of every node)."""
     _, _, Vt = np.linalg.svd(E, full_matrices=True)
     V = Vt.T
     lam = np.array([V[:, k] @ W @ V[:, k] for k in range(V.shape[1])])
@@ -26,13 +27,13 @@ def _margin_by_loops(E, W, A, self_edges, nodes):
     L = E @ W_prime @ E.T
     margins, hits = [], []
     for u in nodes:
-        nbrs = [v for v in range(len(E)) if v != u and A[u, v]] + ([u] if self_edges else [])
+        nbrs = [v for v in range(len(E)) if v != u and A[u, v]] + ([u] if self_edges and not self_is_miss else [])
         non = [v for v in range(len(E)) if v != u and not A[u, v]]
         if not nbrs or not non:
             continue
         best_nbr, best_non = max(L[u, v] for v in nbrs), max(L[u, v] for v in non)
         margins.append(best_nbr - best_non)
-        candidates = [v for v in range(len(E)) if v != u or self_edges]
+        candidates = [v for v in range(len(E)) if v != u or self_edges or self_is_miss]
         hits.append(max(candidates, key=lambda v: L[u, v]) in nbrs)
     return np.mean(margins), np.mean(hits)
 
@@ -49,6 +50,50 @@ def test_geometric_margin_matches_explicit_formula(num_nodes, dim, self_edges):
     assert out["margin"] == pytest.approx(margin, abs=1e-9)
     assert out["margin_top1"] == pytest.approx(top1)
     assert out["num_nodes_scored"] == num_nodes
+
+
+def _path_on_a_half_circle():
+    """Path 0-1-2-3 at angles 0°, 60°, 120°, 180° (node 3 at radius 0.4), W = I (rank 2: W′ = I).
+    L = E Eᵀ: neighbours 0.5 (0.2 to node 3), self 1 (0.16 for node 3): nodes 0, 1, 2 score
+    themselves highest. Our margins 0.9, 0.7, 1.0, 0.4 (mean 0.75), top-1 all hits."""
+    angles = np.deg2rad([0, 60, 120, 180])
+    E = np.stack([np.cos(angles), np.sin(angles)], 1) * np.array([[1], [1], [1], [0.4]])
+    return E, np.eye(2), sp.csr_matrix(np.diag([1, 1, 1], 1) + np.diag([1, 1, 1], -1))
+
+
+def test_release_conventions_on_hand_computed_cases():
+    E, W, adj = _path_on_a_half_circle()
+    ours = geometry.geometric_margin(E, W, adj)
+    release = geometry.geometric_margin(E, W, adj, self_is_miss=True)
+    assert ours["margin"] == pytest.approx(0.75) and ours["margin_top1"] == 1.0
+    assert release["margin"] == pytest.approx(0.75)  # the margin itself excludes self either way
+    assert release["margin_top1"] == 0.25  # only node 3 has a neighbour above itself
+    # A special row s = (2, 0) out-scores the nodes' best non-neighbours: L_us = 2, 1, −1, −0.8.
+    special = np.array([[2.0, 0.0]])
+    whole = geometry.geometric_margin(E, W, adj, specials_XxD=special, self_is_miss=True)
+    assert whole["margin"] == pytest.approx((-1.5 - 0.5 + 1.0 + 0.4) / 4)
+    assert whole["margin_top1"] == 0.25
+    assert geometry.geometric_margin(E, W, adj, specials_XxD=special)["margin_top1"] == 0.5  # nodes 2, 3
+    # Self-edges: ours counts u as its own neighbour (margins 1.4, 1.2, 1.5, 0.4); the release does not.
+    ours_self = geometry.geometric_margin(E, W, adj, self_edges=True)
+    assert ours_self["margin"] == pytest.approx(1.125) and ours_self["margin_top1"] == 1.0
+    release_self = geometry.geometric_margin(E, W, adj, self_edges=True, self_is_miss=True)
+    assert (release_self["margin"], release_self["margin_top1"]) == pytest.approx((0.75, 0.25))
+
+
+@pytest.mark.parametrize("self_edges", [False, True])
+def test_release_margin_takes_the_svd_over_the_whole_table(self_edges):
+    rng = np.random.default_rng(7)
+    A = graphs.cycle(8).adjacency().toarray()
+    table = rng.normal(size=(8 + 9, 5))  # 8 nodes and the 9 special rows
+    W = rng.normal(size=(5, 5))
+    got = geometry.geometric_margin(table[:8], W, sp.csr_matrix(A), self_edges=self_edges,
+                                    specials_XxD=table[8:], self_is_miss=True)
+    A_table = np.zeros((17, 17))
+    A_table[:8, :8] = A
+    margin, top1 = _margin_by_loops(table, W, A_table, self_edges, range(8), self_is_miss=True)
+    assert got["margin"] == pytest.approx(margin, abs=1e-9) and got["margin_top1"] == pytest.approx(top1)
+    assert got["margin"] != pytest.approx(geometry.geometric_margin(table[:8], W, sp.csr_matrix(A))["margin"])
 
 
 def test_geometric_margin_sign_geometric_vs_associative():

@@ -264,7 +264,7 @@ def test_cycle15_energy_concentrates_on_fiedler_pair():
 # --------------------------------------------------------------------------- SGNS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _walk_fn(walks, length):
     # p, q traced: one compile per graph shape, not per (p, q)
     return jax.jit(lambda k, d, p, q: n2v.sample_walks(k, d["nbrs_NxDmax"], d["deg_N"], d["node_mask_N"],

@@ -36,9 +36,10 @@ def _exported(out_dir: pathlib.Path) -> tuple[int, dict[str, np.ndarray]]:
 @pytest.fixture(scope="module")
 def reads_during_training(tmp_path_factory):
     root = tmp_path_factory.mktemp("readers")
+    # The reference (a fresh `python -m geomem_jax`) trains meanwhile; the writer is a fork of
+    # fault_helpers' fork server. Neither reads the other's directory.
     reference = fh.Child(root / "reference", KEEP_ALL)
-    assert reference.wait() == 0, reference.stderr
-    writer = fh.Child(root / "run", hook=("slow_metrics", 3))  # 0.3 s per evaluation: time to read
+    writer = fh.Child(root / "run", hook=("slow_metrics", 3), fork=True)  # 0.3 s per evaluation: time to read
     reads = []
     while writer.running():
         out = root / f"export{len(reads)}"
@@ -46,6 +47,7 @@ def reads_during_training(tmp_path_factory):
         reads.append({"command": "export", "rc": rc, "err": err, "out": out})
         rc, err = _cli("analyze", f"--workdir={writer.workdir}", "--no-plots")
         reads.append({"command": "analyze", "rc": rc, "err": err})
+    assert reference.wait() == 0, reference.stderr
     return {"reference": reference.workdir, "writer_rc": writer.wait(), "writer_err": writer.stderr,
             "workdir": writer.workdir, "reads": reads, "root": root}
 

@@ -3,15 +3,13 @@
 import dataclasses
 import json
 import math
-import re
 import time
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from geomem_jax import config
-from geomem_jax import reproduce as R
+from geomem_jax import config, reproduce as R
 from geomem_jax.errors import ConfigError, UserError
 
 
@@ -152,7 +150,6 @@ def test_parse_only_and_argument_errors(tmp_path):
 @pytest.mark.parametrize("scale", list(R.SCALES))
 def test_every_scale_builds_valid_configs(scale):
     """Every run of every scale (incl. the paper's accelerator sizes) loads and passes check_config."""
-    from geomem_jax import train
 
     sizes = R.SCALES[scale]
     runs = {s.key: s for specs in R.plan(sizes, sizes.seeds).values() for s in specs}
@@ -292,3 +289,35 @@ def test_knobs_claims_read_each_point_and_the_self_edge_share(tmp_path):
     ctx._summaries[self_spec.key]["experiments"][0]["final"][R.NEGATIVE_SHARE] = 0.9  # self-edges no better
     ctx._summaries[self_spec.key]["experiments"][1]["final"][R.NEGATIVE_SHARE] = 0.9
     assert R.claim_knobs(ctx)[2].verdict == R.FAIL
+
+
+def test_verdict_at_least():
+    assert R.verdict_at_least(S(6.2, 2.0), 3.935) == R.PASS  # bf16 C(15)-like: 4.2 > half of +7.87
+    assert R.verdict_at_least(S(2.1, 3.7), 3.935) == R.INCONCLUSIVE  # float32 C(15)-like, 4 seeds
+    assert R.verdict_at_least(S(2.1, 1.5), 3.935) == R.FAIL
+    assert R.verdict_at_least(S(5.0, 1.065), 3.935) == R.INCONCLUSIVE  # lower end exactly at the target
+    assert R.verdict_at_least({"mean": None, "ci95": None, "n": 0}, 1.0) == R.INCONCLUSIVE
+
+
+def _fill_margins(ctx, specs, float32: dict, bfloat16: dict, others=(9.0, 9.1, 9.2, 9.3)) -> None:
+    for spec in specs:  # keys tiny_graphs/<g>_neural_net and precision/<g>_neural_net_bfloat16
+        graph = spec.key.split("/")[1].split("_")[0]
+        values = (bfloat16 if "bfloat16" in spec.key else float32).get(graph, others)
+        ctx._summaries[spec.key] = {"experiments": [{"hparams": {}, "final": {R.MARGIN: v}} for v in values]}
+
+
+def test_precision_claim_judges_each_dtype_against_the_paper(tmp_path):
+    ctx = R.Context(tmp_path, R.SCALES["full"], seeds=4, quick=False, progress=False, stream=None)
+    specs = ctx.plan["precision"]
+    assert [s.key for s in specs[:4]] == [f"tiny_graphs/{g}_neural_net" for g in ("star", "grid", "cycle", "irregular")]
+    assert all(s.build().model.dtype == "bfloat16" and s.build().model.mlp_only for s in specs[4:])
+    assert specs[2].build().model.dtype == "float32" and specs[2].build().train.steps == 10_000
+    float32 = {"star": [5.3, 0.4, -1.5, -1.5], "cycle": [2.17, -0.18, 1.15, 5.27]}  # the issue's seeds
+    _fill_margins(ctx, specs, float32, {"cycle": [7.12, 6.40, 4.26, 6.92]})
+    f32, bf16 = R.claim_precision(ctx)
+    assert "cycle +2.10" in f32.measured and "cycle +6.18" in bf16.measured
+    assert f32.verdict == R.INCONCLUSIVE  # cycle and star intervals cross their targets (+3.94, +2.04)
+    assert bf16.verdict == R.PASS  # 6.18 − 2.09 = 4.08 > 3.94, the rest far above
+    assert "cycle +3.94" in bf16.rule and "→ PASS" in bf16.details[2]
+    _fill_margins(ctx, specs, float32, {"cycle": [3.0, 3.1, 3.2, 3.3]})
+    assert R.claim_precision(ctx)[1].verdict == R.FAIL

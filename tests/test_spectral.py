@@ -150,3 +150,65 @@ def test_negative_mode_share_is_the_negative_spectrum_of_E_Wprime_Et():
     # A positive semi-definite W (Node2Vec's W = I) has no negative modes; -I has only negative ones.
     assert geometry.negative_mode_share(E_NxD, np.eye(6)) == 0.0
     assert geometry.negative_mode_share(E_NxD, -np.eye(6)) == 1.0
+
+
+def _eigenspace_end(values_desc, k, tol=1e-9):
+    """Last index of the eigenspace holding index k, in a descending closed-form spectrum."""
+    return max(i for i, v in enumerate(values_desc) if abs(v - values_desc[k]) < tol)
+
+
+def _star_spectrum(d, length):
+    """M of path-star G(d, ℓ) in closed form: arm contrasts (root 0, arms summing to 0) repeat the
+    eigenvalues of one arm's block (d−1)-fold; arm-symmetric vectors follow the (ℓ)×(ℓ) quotient."""
+    arm_deg = [2] * (length - 2) + [1]
+    arm = np.zeros((length - 1, length - 1))
+    for i in range(length - 2):
+        arm[i, i + 1] = arm[i + 1, i] = 1 / arm_deg[i] + 1 / arm_deg[i + 1]
+    quotient = np.zeros((length, length))  # index 0 = root, 1.. = arm positions
+    quotient[0, 1] = d * (1 / d + 1 / arm_deg[0])
+    quotient[1:, 1:] = arm
+    quotient[1, 0] = 1 / arm_deg[0] + 1 / d
+    values = list(np.linalg.eigvalsh(arm)) * (d - 1) + list(np.linalg.eigvals(quotient).real)
+    return np.sort(values)[::-1]
+
+
+def _grid_spectrum(rows, cols):
+    """M = D⁻¹A + (D⁻¹A)ᵀ of the 4-neighbour grid built from coordinates, dense numpy."""
+    ids = np.arange(rows * cols).reshape(rows, cols)
+    A = np.zeros((rows * cols, rows * cols))
+    for a, b in [*zip(ids[:, :-1].ravel(), ids[:, 1:].ravel()), *zip(ids[:-1].ravel(), ids[1:].ravel())]:
+        A[a, b] = A[b, a] = 1
+    deg = A.sum(1)
+    return np.sort(np.linalg.eigvalsh(A / deg[:, None] + A / deg[None, :]))[::-1]
+
+
+@pytest.mark.parametrize("graph,closed_form", [
+    (graphs.cycle(15), np.sort(2 * np.cos(2 * np.pi * np.arange(15) / 15))[::-1]),  # M = A: pairs j, n−j
+    (graphs.grid(4, 4), _grid_spectrum(4, 4)),
+    (graphs.path_star(4, 5, seed=0), _star_spectrum(4, 5)),
+])
+def test_closing_k_ends_each_eigenspace_of_the_closed_form_spectrum(graph, closed_form):
+    vals, _ = spectral.eigenpairs(graph.adjacency())
+    np.testing.assert_allclose(vals, closed_form, atol=1e-9)
+    for k in range(1, graph.num_nodes):
+        assert spectral.closing_k(vals, k, complete=True) == _eigenspace_end(closed_form, k)
+    for k in range(1, 6):  # a truncated spectrum (sparse top-K) never guesses past its last value
+        end = _eigenspace_end(closed_form, k)
+        assert spectral.closing_k(vals[:6], k, complete=False) == (end if end < 5 else None)
+
+
+def test_closed_alignments_move_k_and_do_not_depend_on_the_eigenspace_basis():
+    graph = graphs.cycle(15)
+    vals, vecs = spectral.eigenpairs(graph.adjacency())
+    assert spectral.closing_k(vals, 5, complete=True) == 6  # λ = 2cos(72°) = 0.618 is a pair
+    assert spectral.closing_k(vals, 1, complete=True) == 2 and spectral.closing_k(vals, 4, complete=True) == 4
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(15, 7))
+    turn = np.linalg.qr(rng.normal(size=(2, 2)))[0]
+    rotated = vecs.copy()
+    rotated[:, 5:7] = vecs[:, 5:7] @ turn  # another orthonormal basis of the same eigenspace
+    got = spectral.closed_alignments(E, vals, vecs, (2, 4, 5, 10), complete=True)
+    assert sorted(got) == [2, 4, 6, 10]
+    assert got == pytest.approx(spectral.closed_alignments(E, vals, rotated, (2, 4, 5, 10), complete=True))
+    assert spectral.spectral_alignment(E, vecs, 5) != pytest.approx(spectral.spectral_alignment(E, rotated, 5))
+    assert got[6] == pytest.approx(spectral.spectral_alignment(E, vecs, 6))

@@ -7,13 +7,16 @@ those four functions) to read another storage layout.
 
 What is computed per experiment (node rows 0..N−1 of the token table E):
 - geometry/level                 mean cos(E_u, E_v) over the training's directed edges
-- spectral/alignment_k<k>        `spectral.spectral_alignment` at `default_alignment_ks`
+- spectral/alignment_k<k>        `spectral.spectral_alignment` at each `default_alignment_ks`
+                                 moved to its `closing_k` (the name carries the k used)
 - geometry/leaf_firsthop_gap     graphs with test paths (≤ 2000 sampled test paths)
 - geometry/margin, margin_top1,  models with a bilinear W (meta.model.bilinear), and
   negative_mode_share            Node2Vec with W = I on its input table
-- edge/recall_at_5, edge/recall_at_degree
+- geometry/release_margin(_top1) the same under the PyTorch release's conventions (SPEC §9)
+- edge/node_recall_at_5, edge/node_recall_at_degree
                                  models with a node×node score: Node2Vec V Vᵀ (V Uᵀ if
                                  untied), bilinear E W Eᵀ (E W Uᵀ if untied)
+summary.json keeps the trainer's value of any metric it also wrote (geometry/level).
 Quantities needing node×node scores use all nodes up to 5000 nodes and a fixed-seed
 sample of 2000 source nodes above (see `geometry`).
 """
@@ -28,11 +31,12 @@ import warnings
 import numpy as np
 
 from geomem_jax import graphs
-from geomem_jax.metrics import aggregate as aggregate_finals, read_metrics
 from geomem_jax.analysis import geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
+from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
 
 LEAF_FIRSTHOP_MAX_PATHS = 2000
+NUM_SPECIAL_TOKENS = 9  # tasks.SPECIAL_TOKENS at ids N..N+8 (SPEC §3); not imported: tasks imports jax
 HOP_SOURCES_LARGE = 500
 
 
@@ -99,6 +103,13 @@ def _node_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int, what: str) -
     return np.asarray(table_VxD[:num_nodes], dtype=np.float64)
 
 
+def _special_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int):
+    """The experiment's 9 special-token rows (ids N..N+8, SPEC §3), or None if its table has none."""
+    table_VxD = _sweep_slice(table_SxVxD, index, "token embedding")
+    end = num_nodes + NUM_SPECIAL_TOKENS
+    return np.asarray(table_VxD[num_nodes:end], dtype=np.float64) if table_VxD.shape[0] >= end else None
+
+
 def sweep_coords(experiment: dict, sweep_keys) -> dict:
     """The experiment's value of each sweep key (looked up in the entry, its hparams, its graph)."""
     if "coords" in experiment:  # written by the trainer: graph index + hparams
@@ -130,13 +141,15 @@ class _GraphCache:
         return self._eigs[key]
 
 
-def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False, W_DxD=None, out_NxD=None, scores=False):
+def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False, W_DxD=None, out_NxD=None, scores=False,
+                       specials_XxD=None):
     """All scalars of one experiment plus the arrays the plots need. See the module docstring."""
     eigvals_K, eigvecs_NxK = eig
     scalars = {"geometry/level": geometry.geometric_level(E_NxD, graph.directed_edges(direction, False))}
-    for k in spectral.default_alignment_ks(graph.family, graph):
-        if k <= eigvecs_NxK.shape[1] - 1:
-            scalars[f"spectral/alignment_k{k}"] = spectral.spectral_alignment(E_NxD, eigvecs_NxK, k)
+    ks = spectral.default_alignment_ks(graph.family, graph)
+    complete = eigvecs_NxK.shape[1] == graph.num_nodes
+    for k, value in spectral.closed_alignments(E_NxD, eigvals_K, eigvecs_NxK, ks, complete).items():
+        scalars[f"spectral/alignment_k{k}"] = value
     arrays = {"eigvals": eigvals_K, "proj": spectral.projection_energy(E_NxD, eigvecs_NxK)}
     if graph.has_paths and graph.test_paths_QxL.shape[0] >= 2:
         paths_QxL = graph.test_paths_QxL
@@ -153,11 +166,16 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
         scalars["geometry/margin"] = margin["margin"]
         scalars["geometry/margin_top1"] = margin["margin_top1"]
         scalars["geometry/negative_mode_share"] = margin["negative_mode_share"]
-    if scores:
+        release = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges,
+                                            specials_XxD=specials_XxD, self_is_miss=True)
+        scalars["geometry/release_margin"] = release["margin"]
+        scalars["geometry/release_margin_top1"] = release["margin_top1"]
+    if scores:  # node columns only: named apart from the trainer's edge/recall_* over the vocabulary
         score_fn = geometry.bilinear_scores(E_NxD, W_DxD, out_NxD)
         succ = graph.successors(direction, self_edges)
-        scalars["edge/recall_at_5"] = geometry.edge_recall_at_k(score_fn, succ, 5, self_edges=self_edges)
-        scalars["edge/recall_at_degree"] = geometry.edge_recall_at_k(score_fn, succ, "degree", self_edges=self_edges)
+        scalars["edge/node_recall_at_5"] = geometry.edge_recall_at_k(score_fn, succ, 5, self_edges=self_edges)
+        scalars["edge/node_recall_at_degree"] = geometry.edge_recall_at_k(score_fn, succ, "degree",
+                                                                          self_edges=self_edges)
     return scalars, arrays
 
 
@@ -184,7 +202,8 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
     order_N = plots.graph_order(family, graph)
     paths = [
         plots.plot_embedding_pca(E_NxD, graph.forward_edges_Ex2, f"{prefix}_pca.png", colours_N, colour_label,
-                                 f"PCA of node embeddings — {label}", order_N=order_N),
+                                 f"PCA of node embeddings — {label}", order_N=order_N,
+                                 arms_N=colours_N.astype(int) if colour_label == "arm" else None),
         plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", order_N, f"Cosine vs adjacency — {label}"),
         plots.plot_spectrum(arrays["eigvals"], arrays["proj"], f"{prefix}_spectrum.png", f"Spectrum vs projection — {label}"),
         plots.plot_cosine_by_hop(arrays["cos_by_hop"], f"{prefix}_cos_by_hop.png", f"Cosine by hop distance — {label}"),
@@ -197,12 +216,21 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
         paths.append(plots.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png", f"Node2Vec projections — {label}"))
     mem_key = next((k for k in MEMORIZATION_KEYS if any(k in r for r in curve)), None)
     if mem_key and any("geometry/level" in r for r in curve):
-        paths.append(plots.plot_memorization_vs_geometry(curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level", f"Memorization vs geometry — {label}"))
+        paths.append(plots.plot_memorization_vs_geometry(curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level", f"Memorization, geometry and held-out accuracy — {label}"))
     return paths
 
 
-def _merge_summary(workdir, step, rows, aggregate) -> dict:
-    """Merge the analysis scalars into summary.json (atomic write, other keys kept); returns it."""
+def _trainer_keys(records: list[dict], index: int) -> set:
+    """Metric names of the experiment's last metrics.jsonl entry: summary.json's `final` keeps them as trained."""
+    last = next((e for r in reversed(records) for e in r.get("experiments", []) if e.get("index") == index), {})
+    return set(flatten_vectors(last))
+
+
+def _merge_summary(workdir, step, rows, records) -> dict:
+    """Merge the analysis scalars into summary.json (atomic write, other keys kept); returns it.
+
+    A scalar the trainer also wrote (geometry/level) is not replaced, so `final` stays the last
+    line of metrics.jsonl for every training metric."""
     path = pathlib.Path(workdir) / "summary.json"
     if not path.is_file():  # still training (or stopped): its writer creates summary.json at the end
         return {}
@@ -213,7 +241,8 @@ def _merge_summary(workdir, step, rows, aggregate) -> dict:
         if entry is None:
             entry = {"index": row["index"], **row["coords"]}
             summary["experiments"].append(entry)
-        entry.setdefault("final", {}).update(row["scalars"])
+        trained = _trainer_keys(records, row["index"])
+        entry.setdefault("final", {}).update({k: v for k, v in row["scalars"].items() if k not in trained})
         entry["final"]["analysis/step"] = step
     if all("coords" in e and "seed" in e for e in summary["experiments"]):
         summary["aggregate"] = aggregate_finals(summary["experiments"])  # now with the new scalars
@@ -248,7 +277,7 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
     is_node2vec = "node2vec" in family.lower()
     sweep_keys = meta.get("sweep_keys", ["seed"])
     out_dir = pathlib.Path(out_dir) if out_dir is not None else workdir / "report"
-    records = _read_metrics(workdir) if make_plots else []
+    records = _read_metrics(workdir)
 
     cache = _GraphCache()
     rows, all_arrays, plot_paths = [], {}, {}
@@ -268,6 +297,7 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
             E_NxD, graph, cache.eig(key, graph),
             direction=exp.get("edges", "both"), self_edges=bool(exp.get("self_edges", False)),
             W_DxD=W_DxD, out_NxD=out_NxD, scores=W_SxDxD is not None or is_node2vec,
+            specials_XxD=_special_rows(embed_SxVxD, index, graph.num_nodes) if W_SxDxD is not None else None,
         )
         rows.append({"index": index, "coords": sweep_coords(exp, sweep_keys), "scalars": scalars})
         all_arrays[index] = arrays
@@ -275,7 +305,7 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
             plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, _experiment_curve(records, index), out_dir)
 
     aggregate = report.aggregate_over_seeds(rows)
-    summary = _merge_summary(workdir, step, rows, aggregate)
+    summary = _merge_summary(workdir, step, rows, records)
     notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
     report_path = report.write_report(out_dir, f"Analysis of {workdir.name} at step {step}", rows, aggregate, plot_paths, notes,
                                       summary=summary, make_plots=make_plots)

@@ -9,7 +9,7 @@ the sample is drawn with `numpy.random.default_rng(seed)` without replacement.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -97,6 +97,8 @@ def geometric_margin(
     self_edges: bool = False,
     max_nodes: int = SAMPLE_NODES,
     seed: int = 0,
+    specials_XxD: np.ndarray | None = None,
+    self_is_miss: bool = False,
 ) -> dict:
     """Geometric margin of an E W Eᵀ memory (SPEC §7).
 
@@ -108,31 +110,40 @@ def geometric_margin(
     Self is excluded from both maxima; with `self_edges=True` the model was trained on
     u → u, so u counts as one of its own neighbours (a candidate, not a non-neighbour).
     `adjacency` is the undirected 0/1 matrix (its diagonal is ignored).
-    Sampling: when N > max_nodes, u runs over a fixed-seed sample of max_nodes nodes
-    (each scored against all N nodes); `num_nodes_scored` reports how many were used.
-    `negative_mode_share` (see `negative_mode_share`) comes from the same SVD.
+    The PyTorch release's conventions (SPEC §9), off by default:
+    - `specials_XxD`: extra token rows (the 9 specials) join E in the SVD and are
+      non-neighbour candidates of every node (they are never scored as u);
+    - `self_is_miss`: u is never its own neighbour (even with self-edges), and top-1 is the
+      argmax over all columns, u included, so a node scoring itself highest is a miss.
+    Ties count as hits. Sampling: when N > max_nodes, u runs over a fixed-seed sample of
+    max_nodes nodes (each scored against all N nodes); `num_nodes_scored` reports how many
+    were used. `negative_mode_share` (see `negative_mode_share`) comes from the same SVD.
     """
     E_NxD = np.asarray(E_NxD, dtype=np.float64)
     num_nodes = E_NxD.shape[0]
-    s_R, vt_RxD, lam_R = _spectral_parts(E_NxD, W_DxD)
-    right_DxN = ((vt_RxD.T * lam_R) @ vt_RxD) @ E_NxD.T
+    table_VxD = E_NxD if specials_XxD is None else np.vstack([E_NxD, np.asarray(specials_XxD, np.float64)])
+    s_R, vt_RxD, lam_R = _spectral_parts(table_VxD, W_DxD)
+    right_DxV = ((vt_RxD.T * lam_R) @ vt_RxD) @ table_VxD.T
     rows_R = sample_nodes(num_nodes, max_nodes, seed)
     margins, hits = [], []
     for start in range(0, len(rows_R), ROW_CHUNK):
         rows_C = rows_R[start : start + ROW_CHUNK]
-        logits_CxN = E_NxD[rows_C] @ right_DxN
-        nbr_CxN = _neighbour_mask(adjacency, rows_C)
-        self_CxN = np.zeros_like(nbr_CxN)
-        self_CxN[np.arange(len(rows_C)), rows_C] = True
-        nbr_CxN &= ~self_CxN
-        if self_edges:
-            nbr_CxN |= self_CxN
-        non_CxN = ~nbr_CxN & ~self_CxN
-        best_nbr_C = np.where(nbr_CxN, logits_CxN, -np.inf).max(axis=1)
-        best_non_C = np.where(non_CxN, logits_CxN, -np.inf).max(axis=1)
+        logits_CxV = E_NxD[rows_C] @ right_DxV
+        nbr_CxV = np.pad(_neighbour_mask(adjacency, rows_C), ((0, 0), (0, len(table_VxD) - num_nodes)))
+        self_CxV = np.zeros_like(nbr_CxV)
+        self_CxV[np.arange(len(rows_C)), rows_C] = True
+        nbr_CxV &= ~self_CxV
+        if self_edges and not self_is_miss:
+            nbr_CxV |= self_CxV
+        non_CxV = ~nbr_CxV & ~self_CxV
+        best_nbr_C = np.where(nbr_CxV, logits_CxV, -np.inf).max(axis=1)
+        best_non_C = np.where(non_CxV, logits_CxV, -np.inf).max(axis=1)
+        hit_C = best_nbr_C >= best_non_C
+        if self_is_miss:
+            hit_C &= best_nbr_C >= logits_CxV[np.arange(len(rows_C)), rows_C]
         valid_C = np.isfinite(best_nbr_C) & np.isfinite(best_non_C)
         margins.append((best_nbr_C - best_non_C)[valid_C])
-        hits.append((best_nbr_C >= best_non_C)[valid_C])
+        hits.append(hit_C[valid_C])
     margins_U = np.concatenate(margins)
     hits_U = np.concatenate(hits)
     share = _negative_share(s_R, lam_R)

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from mpl_toolkits.mplot3d.art3d import Line3DCollection  # noqa: E402
 from scipy.sparse import csgraph  # noqa: E402
 
 from geomem_jax.analysis.geometry import sample_nodes, unit_rows  # noqa: E402
@@ -22,12 +23,14 @@ from geomem_jax.analysis.spectral import normalised_spectrum  # noqa: E402
 
 MAX_DRAWN_NODES = 500
 MAX_DRAWN_MODES = 60
+MAX_DRAWN_EDGES = 2000
+MAX_DRAWN_ARMS = 8  # a star's PCA shows this many whole arms: all of them would be a hairball
 
 
 def _save(fig, path) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)  # figures use layout="constrained": bbox_inches="tight" would draw each twice
     plt.close(fig)
     return path
 
@@ -70,38 +73,60 @@ def node_colours(family: str, graph) -> tuple[np.ndarray, str]:
     return np.arange(graph.num_nodes, dtype=float), "node id (position)"
 
 
-def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="node id", title="Node embeddings (PCA)", seed=0, order_N=None):
-    """3-D PCA scatter of node embeddings with the graph's edges drawn as segments.
+def _arm_sample(arms_N, order_N) -> np.ndarray:
+    """The root and the first `MAX_DRAWN_ARMS` arms of a star graph, each arm in `order_N` (hop) order."""
+    order_N = np.arange(len(arms_N)) if order_N is None else np.asarray(order_N)
+    shown = [a for a in dict.fromkeys(arms_N[order_N]) if a >= 0][:MAX_DRAWN_ARMS]
+    return order_N[np.isin(arms_N[order_N], [-1, *shown])]
 
-    Large graphs: the first 500 nodes of `order_N` (e.g. `graph_order`: root and whole
-    arms) are drawn and fit the PCA, else a fixed-seed random sample of 500 nodes.
+
+def plot_embedding_pca(E_NxD, edges_Ex2, path, colours_N=None, colour_label="node id", title="Node embeddings (PCA)",
+                       seed=0, order_N=None, arms_N=None):
+    """3-D PCA of node embeddings with the graph's edges drawn as segments; the PCA is fit on the
+    drawn nodes.
+
+    Star graphs (`arms_N`: arm id per node, −1 the root): the root and a handful of whole arms,
+    one colour per arm, so that each arm's path from the root is visible. Other graphs: every
+    node coloured by `colours_N`, or for large graphs the first 500 nodes of `order_N`, else a
+    fixed-seed random sample of 500.
     """
     E_NxD = np.asarray(E_NxD, dtype=np.float64)
     num_nodes = E_NxD.shape[0]
-    drawn_M = _drawn_nodes(num_nodes, order_N, seed)
-    centred_NxD = E_NxD - E_NxD.mean(axis=0)
+    drawn_M = _arm_sample(np.asarray(arms_N), order_N) if arms_N is not None else _drawn_nodes(num_nodes, order_N, seed)
+    centred_NxD = E_NxD - E_NxD[drawn_M].mean(axis=0)
     _, sing_R, vt_RxD = np.linalg.svd(centred_NxD[drawn_M], full_matrices=False)
     num_comp = min(3, vt_RxD.shape[0])
     coords_Nx3 = np.zeros((num_nodes, 3))
     coords_Nx3[:, :num_comp] = centred_NxD @ vt_RxD[:num_comp].T
     explained = sing_R**2 / max(float(np.sum(sing_R**2)), 1e-300)
-    colours_N = np.arange(num_nodes, dtype=float) if colours_N is None else np.asarray(colours_N, dtype=float)
 
-    fig = plt.figure(figsize=(6.5, 5.5))
+    fig = plt.figure(figsize=(6.5, 5.5), layout="constrained")
     ax = fig.add_subplot(projection="3d")
     is_drawn = np.zeros(num_nodes, bool)
     is_drawn[drawn_M] = True
     edges_Ex2 = np.asarray(edges_Ex2, dtype=np.int64).reshape(-1, 2)
-    edges_Ex2 = edges_Ex2[is_drawn[edges_Ex2[:, 0]] & is_drawn[edges_Ex2[:, 1]]]
-    for u, v in edges_Ex2[:2000]:
-        ax.plot(*coords_Nx3[[u, v]].T, color="0.6", linewidth=0.6, zorder=1)
-    points = ax.scatter(*coords_Nx3[drawn_M].T, c=colours_N[drawn_M], cmap="viridis", s=18, zorder=2)
-    fig.colorbar(points, ax=ax, shrink=0.6, pad=0.1, label=colour_label)
+    edges_Ex2 = edges_Ex2[is_drawn[edges_Ex2[:, 0]] & is_drawn[edges_Ex2[:, 1]]][:MAX_DRAWN_EDGES]
+    ax.add_collection3d(Line3DCollection(coords_Nx3[edges_Ex2], colors="0.6", linewidths=0.6, zorder=1))
+    if arms_N is not None:
+        arms_N = np.asarray(arms_N)
+        for i, arm in enumerate(a for a in dict.fromkeys(arms_N[drawn_M]) if a >= 0):
+            members = drawn_M[arms_N[drawn_M] == arm]
+            ax.scatter(*coords_Nx3[members].T, color=plt.cm.tab10(i % 10), s=22, label=f"arm {arm}", zorder=2)
+        roots = drawn_M[arms_N[drawn_M] < 0]
+        ax.scatter(*coords_Nx3[roots].T, color="k", marker="*", s=120, label="root", zorder=3)
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
+        shown = len(set(arms_N[drawn_M].tolist()) - {-1})
+        sampled = f" — root and {shown} of {len(set(arms_N.tolist()) - {-1})} arms"
+    else:
+        colours_N = np.arange(num_nodes, dtype=float) if colours_N is None else np.asarray(colours_N, dtype=float)
+        points = ax.scatter(*coords_Nx3[drawn_M].T, c=colours_N[drawn_M], cmap="viridis", s=18, zorder=2)
+        fig.colorbar(points, ax=ax, shrink=0.6, pad=0.1, label=colour_label)
+        sampled = f" — {len(drawn_M)} of {num_nodes} nodes" if len(drawn_M) < num_nodes else ""
     for axis_set, i in ((ax.set_xlabel, 0), (ax.set_ylabel, 1), (ax.set_zlabel, 2)):
         share = explained[i] if i < len(explained) else 0.0
         axis_set(f"PC{i + 1} ({100 * share:.0f}%)")
-    sampled = f" — {len(drawn_M)} of {num_nodes} nodes" if len(drawn_M) < num_nodes else ""
-    ax.set_title(title + sampled)
+    ax.auto_scale_xyz(*coords_Nx3[drawn_M].T)  # a collection alone does not rescale 3-D axes
+    ax.set_title(title + sampled, fontsize=10)
     return _save(fig, path)
 
 
@@ -137,7 +162,7 @@ def plot_spectrum(eigvals_K, proj_K, path, title="Spectrum vs embedding projecti
     vals, projs = normalised_spectrum(eigvals_K, proj_K, drop_trivial=True)
     vals, projs = vals[:MAX_DRAWN_MODES], projs[:MAX_DRAWN_MODES]
     index = np.arange(1, len(vals) + 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     ax.bar(index - 0.2, vals, width=0.4, label="eigenvalue of M (÷ max)")
     ax.bar(index + 0.2, projs, width=0.4, label="projection ‖Eᵀe_i‖ (÷ max)")
     ax.axhline(0, color="k", linewidth=0.5)
@@ -153,7 +178,7 @@ def plot_node2vec_trajectories(records, path, title="Node2Vec: projections on ei
     steps = np.array([r["step"] for r in records])
     proj_V_TxK = np.array([r["proj_V"] for r in records], dtype=float)[:, :max_modes]
     proj_C_TxK = np.array([r["proj_C"] for r in records], dtype=float)[:, :max_modes]
-    fig, (ax_v, ax_c) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    fig, (ax_v, ax_c) = plt.subplots(1, 2, figsize=(11, 4), sharex=True, layout="constrained")
     for i in range(proj_V_TxK.shape[1]):
         ax_v.plot(steps, proj_V_TxK[:, i], label=f"e_{i}")
         ax_c.plot(steps, proj_C_TxK[:, i], label=f"e_{i}")
@@ -168,16 +193,20 @@ def plot_node2vec_trajectories(records, path, title="Node2Vec: projections on ei
     return _save(fig, path)
 
 
-def plot_memorization_vs_geometry(records, path, memorization_key, level_key, title="Memorization vs geometric level"):
-    """Two panels over training: edge memorization and geometric level from metrics records."""
-    pairs = [(r["step"], r.get(memorization_key), r.get(level_key)) for r in records]
-    fig, (ax_m, ax_g) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
-    for ax, col, key in ((ax_m, 1, memorization_key), (ax_g, 2, level_key)):
-        points = np.array([(p[0], p[col]) for p in pairs if p[col] is not None], dtype=float).reshape(-1, 2)
+def plot_memorization_vs_geometry(records, path, memorization_key, level_key, title="Memorization vs geometric level",
+                                  accuracy_key="test/first_token"):
+    """Panels over training from metrics records: edge memorization, geometric level and, where the
+    run has held-out paths, held-out accuracy (`accuracy_key`), on one step axis."""
+    keys = [k for k in (memorization_key, level_key, accuracy_key) if any(r.get(k) is not None for r in records)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.8), sharex=True, squeeze=False,
+                             layout="constrained")
+    for ax, key in zip(axes[0], keys):
+        points = np.array([(r["step"], r[key]) for r in records if r.get(key) is not None], dtype=float)
         ax.plot(points[:, 0], points[:, 1], marker="o", markersize=3)
         ax.set_xlabel("training step")
         ax.set_ylabel(key)
-        ax.set_title(key)
+        ax.set_title("held-out " + key if key == accuracy_key else key)
+        ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -186,7 +215,7 @@ def plot_leaf_firsthop(dist_QxQ, path, title="Leaf × first-hop cosine distance 
     """Heatmap of leaf(i) vs first-hop(j) cosine distances; a low diagonal = geometry."""
     dist_QxQ = np.asarray(dist_QxQ, dtype=float)
     drawn = sample_nodes(dist_QxQ.shape[0], MAX_DRAWN_NODES, seed)
-    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    fig, ax = plt.subplots(figsize=(5.5, 4.8), layout="constrained")
     image = ax.imshow(dist_QxQ[np.ix_(drawn, drawn)], cmap="viridis", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="cosine distance 1 − cos")
     ax.set_xlabel("test path j (first hop n1)")
@@ -199,7 +228,7 @@ def plot_leaf_firsthop(dist_QxQ, path, title="Leaf × first-hop cosine distance 
 def plot_cosine_by_hop(cos_H, path, title="Cosine similarity by hop distance"):
     """Mean cosine similarity against shortest-path hop distance 1..H."""
     hops = np.arange(1, len(cos_H) + 1)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
     ax.plot(hops, cos_H, marker="o")
     ax.set_xlabel("hop distance")
     ax.set_ylabel("mean cosine similarity")

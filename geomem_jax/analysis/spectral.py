@@ -16,6 +16,7 @@ import scipy.sparse.linalg as spla
 DENSE_MAX_NODES = 2000  # eigh on a dense N×N matrix up to here, sparse top-k above
 SPARSE_DEFAULT_K = 32
 FIXED_ALIGNMENT_KS = (2, 5, 10)
+EIGENSPACE_TOL = 1e-6  # λ_k − λ_(k+1) ≤ this · max|λ| counts as one eigenspace (float64 eigh: ~1e-15)
 
 
 def walk_matrix(adjacency) -> sp.csr_matrix:
@@ -112,6 +113,31 @@ def spectral_alignment(E_NxD: np.ndarray, eigvecs_NxK: np.ndarray, k: int) -> fl
     return float(np.sum(proj_K[1 : k + 1] ** 2) / energy_nontrivial)
 
 
+def closing_k(eigvals_K, k: int, complete: bool, tol: float = EIGENSPACE_TOL) -> int | None:
+    """The smallest k' ≥ k whose modes 1..k' end at a spectral gap: λ_k' − λ_(k'+1) > tol · max|λ|.
+
+    A k that splits a repeated eigenvalue (the cos/sin pairs of a cycle, the (d−1)-fold arm modes
+    of a star) makes `spectral_alignment` depend on the arbitrary basis of that eigenspace; its
+    closing k' does not. `complete`: eigvals_K is the whole spectrum (then k' = K−1 always closes);
+    for a truncated one (sparse top-K) None when no gap is seen among the K values.
+    """
+    eigvals_K = np.asarray(eigvals_K, dtype=np.float64)
+    if k < 1 or k > len(eigvals_K) - 1:
+        return None
+    gap_tol = tol * max(float(np.max(np.abs(eigvals_K))), 1e-300)
+    gaps_G = eigvals_K[k:-1] - eigvals_K[k + 1 :]
+    closed = np.flatnonzero(gaps_G > gap_tol)
+    if closed.size:
+        return k + int(closed[0])
+    return len(eigvals_K) - 1 if complete else None
+
+
+def closed_alignments(E_NxD, eigvals_K, eigvecs_NxK, ks, complete: bool) -> dict[int, float]:
+    """{k': spectral_alignment at k'} for each requested k moved to its `closing_k` k' (deduplicated)."""
+    used = sorted({c for c in (closing_k(eigvals_K, int(k), complete) for k in ks) if c is not None})
+    return {k: spectral_alignment(E_NxD, eigvecs_NxK, k) for k in used}
+
+
 def _family_key(family: str) -> str:
     name = str(family).lower().replace("-", "_").replace(" ", "_")
     for key in ("tree", "star", "cycle", "grid", "irregular"):
@@ -138,8 +164,7 @@ def default_alignment_ks(family: str, graph) -> tuple[int, ...]:
     - irregular: 1, 2, 3 (its second component contributes one smooth mode);
     - always also (2, 5, 10).
     Every k is capped at N−1 (the number of non-trivial modes), deduplicated, sorted.
-    Note: a k that cuts through a repeated eigenvalue makes the alignment depend on
-    the arbitrary basis of that eigenspace; the family values above end at gaps.
+    These are requests: the analysis reports each at its `closing_k` (e.g. 5 → 6 on C(15)).
     """
     fam = _family_key(family)
     if fam in ("star", "tree"):

@@ -61,7 +61,8 @@ from geomem_jax.models.common import rowwise_normal
 try:  # the lead's protocol; identical local fallback keeps this module importable alone
     from geomem_jax.program import Program
 except ImportError:  # pragma: no cover
-    from typing import Callable, NamedTuple
+    from collections.abc import Callable
+    from typing import NamedTuple
 
     class Program(NamedTuple):
         init: Callable[..., Any]
