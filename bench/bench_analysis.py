@@ -40,7 +40,8 @@ def main() -> dict:
     timings: dict[str, float] = {}
     total_start = time.perf_counter()
     cpu_start = time.process_time()
-    graph = _stage(timings, "graph_build", lambda: graphs.make_graph({"family": "path_star", "degree": 10_000, "path_length": 6, "seed": 0}))
+    graph_spec = {"family": "path_star", "degree": 10_000, "path_length": 6, "seed": 0}
+    graph = _stage(timings, "graph_build", lambda: graphs.make_graph(graph_spec))
     num_nodes, dim = graph.num_nodes, 384
     E_NxD = np.random.default_rng(0).standard_normal((num_nodes, dim), dtype=np.float32)
     adjacency = graph.adjacency()
@@ -58,7 +59,8 @@ def main() -> dict:
         return geometry.leaf_firsthop_gap(geometry.leaf_firsthop_matrix(E_NxD, graph.test_paths_QxL[picked]))
 
     gap = _stage(timings, "leaf_firsthop_gap_2000_paths", leaf_gap)
-    cos_hop = _stage(timings, "cosine_by_hop_500_sources", lambda: geometry.cosine_by_hop(E_NxD, adjacency, 10, max_sources=500))
+    cos_hop = _stage(timings, "cosine_by_hop_500_sources",
+                     lambda: geometry.cosine_by_hop(E_NxD, adjacency, 10, max_sources=500))
     recall = _stage(timings, "recall_at_5_2000_nodes", lambda: geometry.edge_recall_at_k(
         geometry.bilinear_scores(E_NxD), graph.successors("both"), 5))
     timings["total"] = round(time.perf_counter() - total_start, 3)
@@ -103,7 +105,8 @@ def _markdown(result: dict) -> str:
         "# Analysis benchmark: 50,001 × 384 random embedding on G(10⁴, 6)",
         "",
         f"Machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
-        f"Python {result['machine']['python']}, numpy {result['machine']['numpy']}, scipy {result['machine']['scipy']}.",
+        f"Python {result['machine']['python']}, numpy {result['machine']['numpy']}, "
+        f"scipy {result['machine']['scipy']}.",
         "Command: `python bench/bench_analysis.py`",
         "",
         "Wall-clock seconds per stage (the 2-core machine was shared with other jobs, so wall time "

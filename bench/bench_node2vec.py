@@ -121,12 +121,13 @@ def write(result: dict) -> None:
     ]
     for name, r in result["graphs"].items():
         a, rc, gl, lo = (r[k] for k in ("node2vec/alignment", "edge/recall_at_5", "geometry/level", "train/loss"))
-        lines.append(f"| {name} | {r['num_nodes']} | {a['mean']:.4f} ± {a['std']:.4f} | {a['min']:.4f} | {r['natural_k']} | "
-                     f"{r['alignment_by_k_mean'][str(r['natural_k'])]:.4f} | "
+        lines.append(f"| {name} | {r['num_nodes']} | {a['mean']:.4f} ± {a['std']:.4f} | {a['min']:.4f} | "
+                     f"{r['natural_k']} | {r['alignment_by_k_mean'][str(r['natural_k'])]:.4f} | "
                      f"{rc['mean']:.3f} ± {rc['std']:.3f} | {gl['mean']:.3f} ± {gl['std']:.3f} | {lo['mean']:.4f} |")
     lines += ["", "Note: the irregular graph has two components (12-cycle with chords + K4), and G(4,5)'s "
               "second/third eigenvalues are degenerate (4 symmetric arms), so k = 2 is not the natural mode "
-              "count for every graph; see proj_V_mean_first6 / eigvals_first6 / alignment_by_k_mean in the JSON. k* = the family's natural mode count "
+              "count for every graph; see proj_V_mean_first6 / eigvals_first6 / alignment_by_k_mean in the JSON. "
+              "k* = the family's natural mode count "
               "(star: d−1 = 3 arm contrasts; grid/cycle: the degenerate Fiedler pair; irregular: component "
               "contrast + 2 smoothest modes of the chorded 12-cycle).", ""]
     (RESULTS_DIR / "node2vec.md").write_text("\n".join(lines))

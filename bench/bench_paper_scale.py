@@ -137,7 +137,8 @@ def main(argv=None):
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     md = table(rows)
     note = ("\n\nOne experiment (paper presets at batch 1024), this CPU. eval TFLOP is XLA's count, which takes a "
-            "loop's body once (decoding steps and row chunks), so it undercounts evaluation. estimate is `train.memory_per_experiment` (checked before "
+            "loop's body once (decoding steps and row chunks), so it undercounts evaluation. "
+            "estimate is `train.memory_per_experiment` (checked before "
             "compiling); XLA columns are arguments + temporaries + outputs − aliased of the compiled program; "
             "fits use 90% of the device and the larger of estimate and XLA.")
     name = "paper_scale" if args.layout == "by_kind" else "paper_scale_padded"

@@ -127,7 +127,8 @@ def main(argv=None):
         f"| {args.seeds} CLI launches one after another (**extrapolated** linearly: {args.seeds} × mean) "
         f"| {extrapolated:.0f} s |",
         "",
-        f"**Sweep speed-up: {ratio:.1f}×** (target ≥ {TARGET_RATIO:.0f}×: {'met' if ratio >= TARGET_RATIO else 'NOT met'}).",
+        f"**Sweep speed-up: {ratio:.1f}×** "
+        f"(target ≥ {TARGET_RATIO:.0f}×: {'met' if ratio >= TARGET_RATIO else 'NOT met'}).",
         "",
         f"Same numbers either way: the final metrics of seeds 0..{args.sequential - 1} run alone differ from the "
         "same seeds inside the sweep by at most: " + ", ".join(f"{k} {v:.1e}" for k, v in diff_by_metric.items())

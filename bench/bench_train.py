@@ -3,8 +3,8 @@
     python bench/bench_train.py            # writes bench/results/train.{json,md}
 
 The Transformer of configs/pathstar.py:cpu (2 layers x 128, 4 heads, G(100, 5), full path)
-and a width-256 variant, batch 1024, in the default per-kind batch layout. MFU = achieved model FLOP/s over an f32 matmul
-peak measured in the same run (so machine load hits both alike).
+and a width-256 variant, batch 1024, in the default per-kind batch layout. MFU = achieved model FLOP/s over an f32
+matmul peak measured in the same run (so machine load hits both alike).
 """
 
 from __future__ import annotations

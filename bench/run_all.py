@@ -137,7 +137,8 @@ def _headline_torch_step(r):
 def _headline_layout(r):
     rows = {(row["width"], row["layout"]): row for row in r["rows"]}
     return "; ".join(f"width {w}: by_kind {rows[(w, 'by_kind uniform')]['s_per_step'] * 1e3:.0f} ms vs padded "
-                     f"{rows[(w, 'padded')]['s_per_step'] * 1e3:.0f} ms = **{rows[(w, 'by_kind uniform')]['speedup_vs_padded']:.2f}×**"
+                     f"{rows[(w, 'padded')]['s_per_step'] * 1e3:.0f} ms = "
+                     f"**{rows[(w, 'by_kind uniform')]['speedup_vs_padded']:.2f}×**"
                      for w in sorted({w for w, _ in rows}))
 
 
@@ -158,9 +159,10 @@ def _headline_quickstart(r):
             + ", ".join(f"{v:.2f}" for v in r["mean_first_decision"]))
 
 
-HEADLINES = {"quickstart": _headline_quickstart, "layout": _headline_layout, "paper_scale": _headline_paper_scale, "chaos": _headline_chaos,
-             "graphs": _headline_graphs, "analysis": _headline_analysis, "node2vec": _headline_node2vec,
-             "train": _headline_train, "sweep_vs_cli": _headline_sweep_vs_cli, "torch_step": _headline_torch_step}
+HEADLINES = {"quickstart": _headline_quickstart, "layout": _headline_layout, "paper_scale": _headline_paper_scale,
+             "chaos": _headline_chaos, "graphs": _headline_graphs, "analysis": _headline_analysis,
+             "node2vec": _headline_node2vec, "train": _headline_train, "sweep_vs_cli": _headline_sweep_vs_cli,
+             "torch_step": _headline_torch_step}
 
 
 def headline(name: str, result: dict) -> str:

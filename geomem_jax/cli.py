@@ -73,11 +73,13 @@ FLAG_HELP = {  # (command, flag) first, then (None, flag) for flags that mean th
     ("export-embeddings", "out"): FlagHelp("DIR", "new (or empty) directory for emb_<index>.npy and index.json"),
     ("compare", "out"): FlagHelp("DIR", "where compare.md and compare.png go (default runs/compare)"),
     ("export-graph", "prefix"): FlagHelp("NAME", "file-name prefix (default from the graph: e.g. path_star_d4_l4_s3)"),
-    ("export-graph", "naming"): FlagHelp("geomem|release", "file names: geomem's (default, e.g. path_star_d4_l4_s3_*) or "
-                                         "the release builder's (star_deg_4_..._selfedge_0_*), which its trainer finds"),
+    ("export-graph", "naming"): FlagHelp("geomem|release", "file names: geomem's (default, e.g. "
+                                         "path_star_d4_l4_s3_*) or the release builder's "
+                                         "(star_deg_4_..._selfedge_0_*), which its trainer finds"),
     ("zoo", "seeds"): FlagHelp("N", "seeds per preset (default 8)", "sweep.seeds of every preset"),
     ("reproduce", "seeds"): FlagHelp("N", "seeds per run, >= 2 (default: the scale's)", "sweep.seeds of every run"),
-    ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py (<graph>_<model>[_self_edges])"),
+    ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py "
+                              "(<graph>_<model>[_self_edges])"),
     ("reproduce", "only"): FlagHelp("CLAIM,...", "only these claims: in_weights, hardest_token, in_context, "
                                     "edge_directions, frozen_embeddings, tiny_graphs, precision, knobs, pause_tokens"),
     ("zoo", "self-edges"): FlagHelp(None, "the _self_edges variant of every preset (graph.self_edges=true)",
@@ -417,7 +419,7 @@ def results_table(summary: dict) -> str:
         name = f"{g.get('family')} N={g.get('num_nodes')}"
         coords = "".join(f"{_coord(e['coords'].get(k)):>9}" for k in swept)
         vals = "  ".join(_fmt(e["final"].get(key)) for key, _ in cols)
-        flag = "  DIVERGED@%s" % e["diverged_at_step"] if e.get("diverged") else ""
+        flag = f"  DIVERGED@{e['diverged_at_step']}" if e.get("diverged") else ""
         lines.append(f"{e['index']:>3}  {e['seed']:>4}  {name:<20}{coords}  {vals}{flag}")
     lines += ["", *aggregate_table(summary["aggregate"], swept, cols, primary)]
     return "\n".join(lines)

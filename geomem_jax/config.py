@@ -134,7 +134,8 @@ def apply_override(cfg: ml_collections.ConfigDict, dotted: str, text: str) -> No
     value = parse_value(text)
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
-        raise ConfigError(f"config.{dotted}", text, f"a key of the section, e.g. --config.{dotted}.{next(iter(current.keys()), 'KEY')}=VALUE")
+        first_key = next(iter(current.keys()), "KEY")
+        raise ConfigError(f"config.{dotted}", text, f"a key of the section, e.g. --config.{dotted}.{first_key}=VALUE")
     if isinstance(current, tuple) and not isinstance(value, tuple):
         value = (value,)
     if isinstance(current, bool) and not isinstance(value, bool):
@@ -155,7 +156,8 @@ def apply_override(cfg: ml_collections.ConfigDict, dotted: str, text: str) -> No
 def _unknown_key(dotted: str, section) -> ConfigError:
     allowed = ", ".join(sorted(section.keys())) if section is not None else "(not a section)"
     parent, _, leaf = dotted.rpartition(".")
-    hint = did_you_mean(leaf, section.keys(), f"config.{parent}." if parent else "config.") if section is not None else ""
+    prefix = f"config.{parent}." if parent else "config."
+    hint = did_you_mean(leaf, section.keys(), prefix) if section is not None else ""
     return ConfigError("config." + dotted, "<unknown key>", f"a key among: {allowed}{hint}")
 
 
@@ -356,7 +358,8 @@ def check_release_dirs(cfg) -> None:
              if "release_dir" in g]
     for field, path in dirs:
         if path and not _is_dir(path):
-            raise ConfigError(field, path, "a directory of release-format files (it does not exist or is not a directory)")
+            raise ConfigError(field, path,
+                              "a directory of release-format files (it does not exist or is not a directory)")
 
 
 def _is_dir(path: str) -> bool:

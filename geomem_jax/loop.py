@@ -48,7 +48,8 @@ def workdir_lock(workdir: pathlib.Path):
         workdir.mkdir(parents=True, exist_ok=True)
         handle = open(workdir / ".lock", "w")
     except OSError as err:
-        raise UserError(f"--workdir={workdir}: cannot create or write the run directory ({err.strerror or err})") from None
+        raise UserError(f"--workdir={workdir}: cannot create or write the run directory "
+                        f"({err.strerror or err})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -19,7 +19,8 @@ PRIMARY_METRICS = ("test/first_token", "test/first_decision", "test/exact_match"
                    "edge/recall_at_5", "node2vec/alignment")
 # Metrics that are shares or accuracies, bounded by [0, 1]: their intervals are clipped to it.
 UNIT_INTERVAL_PREFIXES = ("test/first_", "test/exact_match", "test/token_", "test/child", "test/forced_accuracy",
-                          "test/forced_exact_match", "edge/recall", "spectral/alignment", "geometry/negative_mode_share")
+                          "test/forced_exact_match", "edge/recall", "spectral/alignment",
+                          "geometry/negative_mode_share")
 MIN_SEEDS_FOR_T = 3  # below this a Student-t interval is too wide to mean anything: show min–max
 
 
@@ -303,4 +304,6 @@ def _fmt_time(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "--:--"
     seconds = int(seconds)
-    return f"{seconds // 60:02d}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    if seconds < 3600:
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

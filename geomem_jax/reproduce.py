@@ -658,8 +658,9 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
         ))
     else:
         rows.append(Row(
-            "tiny_graphs", "tiny graphs: Node2Vec aligns best with the smooth eigenvectors", "Node2Vec not in this scale.",
-            "not run (quick mode)", "—", "Node2Vec's geometry is the cleanest", "—", INCONCLUSIVE))
+            "tiny_graphs", "tiny graphs: Node2Vec aligns best with the smooth eigenvectors",
+            "Node2Vec not in this scale.", "not run (quick mode)", "—",
+            "Node2Vec's geometry is the cleanest", "—", INCONCLUSIVE))
     return rows
 
 

@@ -417,7 +417,8 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         return new, {"train/loss": loss}
 
     # Teacher-forced chunks unembed rows x count positions: no more logits than a training step has.
-    step_logits = (dims.edge_rows + dims.path_rows * count) if layout == "by_kind" else cfg.train.batch_size * dims.seq_len
+    step_logits = ((dims.edge_rows + dims.path_rows * count) if layout == "by_kind"
+                   else cfg.train.batch_size * dims.seq_len)
     forced_chunk = max(1, min(cfg.eval.row_chunk, step_logits // max(count, 1)))
 
     def evaluate(state, hp, data):
@@ -579,7 +580,8 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
 
         # The teacher-forced pass is also greedy decoding's first step (nothing generated yet).
         forced_QxLxV = logits(params, hidden(params, seq)[:, p - 1:], vocab_mask)
-        first_step = emit(0, jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32), seq, jnp.zeros_like(targets_QxL))
+        first_token_Q = jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32)
+        first_step = emit(0, first_token_Q, seq, jnp.zeros_like(targets_QxL))
         _, gen = jax.lax.fori_loop(1, ell, body, first_step)
         return {
             "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
@@ -745,6 +747,7 @@ def check_memory(cfg, program, data, num_experiments: int, available: int | None
         raise UserError(
             f"the sweep needs about {per_exp * per_device / 2**30:.1f} GiB per device ({per_device} experiments x "
             f"{per_exp / 2**20:.0f} MiB) but a device has {available / 2**30:.1f} GiB: run at most {fit} experiments "
-            "(fewer sweep.seeds / sweep.* values / sweep.graphs), a smaller train.batch_size, or more devices (mesh.devices)"
+            "(fewer sweep.seeds / sweep.* values / sweep.graphs), a smaller train.batch_size, "
+            "or more devices (mesh.devices)"
         )
     return per_exp

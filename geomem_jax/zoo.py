@@ -97,14 +97,16 @@ def write_zoo_report(workdir: pathlib.Path, results: dict, seeds: int) -> pathli
         "Recall is top-k recall@degree for",
         "sequence models and recall@5 for Node2Vec. Geometric margin: of E W Eᵀ for the E W Eᵀ models",
         "(neural_net, associative), W = I for Node2Vec, and for Transformer / Mamba that of the bilinear",
-        "fit of their own edge logits (`geometry/logit_margin`, docs/ANALYSIS.md). Expected (SPEC §8.5): recall 1 everywhere,",
+        "fit of their own edge logits (`geometry/logit_margin`, docs/ANALYSIS.md). "
+        "Expected (SPEC §8.5): recall 1 everywhere,",
         "margin > 0 for trainable models, ≤ 0 for the frozen-embedding associative control.",
         "",
         "| preset | " + " | ".join(name for name, _ in COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
     ]
     for preset, metrics in results.items():
-        lines.append(f"| [{preset}]({preset}/report/report.md) | " + " | ".join(_cell(metrics, keys) for _, keys in COLUMNS) + " |")
+        cells = " | ".join(_cell(metrics, keys) for _, keys in COLUMNS)
+        lines.append(f"| [{preset}]({preset}/report/report.md) | {cells} |")
     path = workdir / "zoo.md"
     path.write_text("\n".join(lines) + "\n")
     return path

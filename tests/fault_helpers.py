@@ -370,7 +370,8 @@ def metrics_records(workdir) -> list[dict]:
     """metrics.jsonl without the wall-clock field (everything else must be reproducible)."""
     from geomem_jax import metrics
 
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in metrics.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")]
+    records = metrics.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in records]
 
 
 def torn_tail(workdir) -> bool:
@@ -383,7 +384,8 @@ def torn_tail(workdir) -> bool:
 def snapshot_files(root) -> dict[str, bytes]:
     """Every file under `root` (relative path -> bytes), except the lock file."""
     root = pathlib.Path(root)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 # ----------------------------------------------------------------------------- comparing

@@ -92,12 +92,14 @@ def test_analyze_run_end_to_end(tmp_path):
     vals, vecs = spectral.eigenpairs(star.adjacency())
     assert scalars[0]["spectral/alignment_k3"] == pytest.approx(spectral.spectral_alignment(E0, vecs, 3))
     assert scalars[0]["geometry/leaf_firsthop_gap"] > 0.5  # planted arms
-    assert scalars[0]["geometry/margin"] == pytest.approx(geometry.geometric_margin(E0, np.eye(DIM), star.adjacency())["margin"])
+    margin = geometry.geometric_margin(E0, np.eye(DIM), star.adjacency())["margin"]
+    assert scalars[0]["geometry/margin"] == pytest.approx(margin)
     assert scalars[0]["edge/node_recall_at_5"] == pytest.approx(
         geometry.edge_recall_at_k(E0 @ E0.T, star.successors("both"), 5))
     assert "geometry/leaf_firsthop_gap" not in scalars[2]  # the cycle has no paths
     E2 = tree["params"]["V"][2, :6]  # padding rows sliced off
-    assert scalars[2]["geometry/level"] == pytest.approx(geometry.geometric_level(E2, graphs.cycle(6).directed_edges("both")))
+    cycle_edges = graphs.cycle(6).directed_edges("both")
+    assert scalars[2]["geometry/level"] == pytest.approx(geometry.geometric_level(E2, cycle_edges))
 
     # seed aggregation: {lr 0.1} has the two star seeds
     group = next(g for g in result["aggregate"] if g["coords"] == {"lr": 0.1})

@@ -25,27 +25,29 @@ def _setup(extra, layout):
 
 def _losses_and_grads(extra, key, step: int = 0):
     """(loss, grads) of one batch drawn with `key`, in the padded and in the by-kind layout."""
-    out = []
-    for layout in ("padded", "by_kind"):
-        cfg, dims, model, data = _setup(extra, layout)
-        program = train.make_sequence_program(cfg, model, dims, use_dropout=False)
-        hp = {k: jnp.float32(v[0]) for k, v in sweep.hparam_arrays(sweep.experiments(cfg)).items()}
-        hp["init_scale"] = jnp.float32(0.5)  # a spread of logits: a wrong position or row shows
-        state = program.init(jax.random.PRNGKey(3), hp, data)
-        stage1 = cfg.train.stage1_steps if cfg.train.recipe == "staged" else 0
-        step = jnp.int32(step)
-        if layout == "padded":
-            inputs, targets, weights = train.padded_batch(key, step, cfg, stage1, data)
-            loss_fn = lambda p: train._weighted_ce(model.apply({"params": p}, inputs), targets, weights,
-                                                   data["vocab_mask"])
-        else:
-            net = train.sequence_net(model, cfg.model)
-            batch = train.by_kind_batch(key, step, cfg, dims, stage1, data)
-            shared = int(cfg.task.task_tokens)  # [EDGE] once for all edge rows (Transformer)
-            loss_fn = lambda p: train.by_kind_loss(net, p, batch, dims.prefix_len - 1, dims.target_len,
-                                                   data["vocab_mask"], shared=shared)
-        out.append(jax.jit(jax.value_and_grad(loss_fn))(state["params"]))
-    return out
+    return [_loss_and_grads(extra, layout, key, step) for layout in ("padded", "by_kind")]
+
+
+def _loss_and_grads(extra, layout, key, step: int):
+    """(loss, grads) of one batch drawn with `key` in `layout`."""
+    cfg, dims, model, data = _setup(extra, layout)
+    program = train.make_sequence_program(cfg, model, dims, use_dropout=False)
+    hp = {k: jnp.float32(v[0]) for k, v in sweep.hparam_arrays(sweep.experiments(cfg)).items()}
+    hp["init_scale"] = jnp.float32(0.5)  # a spread of logits: a wrong position or row shows
+    state = program.init(jax.random.PRNGKey(3), hp, data)
+    stage1 = cfg.train.stage1_steps if cfg.train.recipe == "staged" else 0
+    step = jnp.int32(step)
+    if layout == "padded":
+        inputs, targets, weights = train.padded_batch(key, step, cfg, stage1, data)
+        loss_fn = lambda p: train._weighted_ce(model.apply({"params": p}, inputs), targets, weights,
+                                               data["vocab_mask"])
+    else:
+        net = train.sequence_net(model, cfg.model)
+        batch = train.by_kind_batch(key, step, cfg, dims, stage1, data)
+        shared = int(cfg.task.task_tokens)  # [EDGE] once for all edge rows (Transformer)
+        loss_fn = lambda p: train.by_kind_loss(net, p, batch, dims.prefix_len - 1, dims.target_len,
+                                               data["vocab_mask"], shared=shared)
+    return jax.jit(jax.value_and_grad(loss_fn))(state["params"])
 
 
 # Every task option, both model families, tied and untied, every recipe: combined so that the

@@ -199,7 +199,7 @@ def test_default_workdirs_differ_by_preset_and_overrides_only():
 
 
 def _summary_of_a_sweep():
-    exps, aggregate = [], []
+    exps = []
     for i, (lr, seed, first) in enumerate([(0.01, 0, 0.5), (0.01, 1, 0.7), (0.03, 0, 0.9), (0.03, 1, 0.8)]):
         coords = {"graph": 0, "lr": lr, "weight_decay": 1.0}
         exps.append({"index": i, "seed": seed, "graph": {"family": "path_star", "num_nodes": 21}, "coords": coords,
@@ -279,7 +279,8 @@ def test_the_cli_keeps_compiled_programs_in_its_cache_folder(tmp_path, tiny_over
     assert kept  # at least the training chunk (compiles for > 1 s)
     train("again", tmp_path / "elsewhere", GEOMEM_COMPILE_CACHE=str(cache))
     assert sorted(p.name for p in cache.iterdir()) == kept
-    probe = "import jax; from geomem_jax import cli; print(cli.use_compile_cache(), jax.config.jax_compilation_cache_dir)"
+    probe = ("import jax; from geomem_jax import cli; "
+             "print(cli.use_compile_cache(), jax.config.jax_compilation_cache_dir)")
     proc = subprocess.run([sys.executable, "-c", probe], env={**env, "GEOMEM_COMPILE_CACHE": "off"},
                           capture_output=True, text=True)
     assert proc.stdout.split() == ["None", "None"], proc.stderr

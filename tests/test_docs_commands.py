@@ -24,9 +24,9 @@ from geomem_jax.analysis import analyze
 from geomem_jax.config import REPO_ROOT
 
 DOCS = ("README.md", "docs/QUICKSTART.md")
-SHRINK = (("graph.degree", "4"), ("graph.path_length", "3"), ("model.layers", "1"), ("model.width", "16"), ("model.heads", "2"), ("train.steps", "4"),
-          ("train.batch_size", "8"), ("opt.warmup_steps", "1"), ("eval.every", "4"), ("ckpt.every", "0"),
-          ("train.stage1_steps", "0"))
+SHRINK = (("graph.degree", "4"), ("graph.path_length", "3"), ("model.layers", "1"), ("model.width", "16"),
+          ("model.heads", "2"), ("train.steps", "4"), ("train.batch_size", "8"), ("opt.warmup_steps", "1"),
+          ("eval.every", "4"), ("ckpt.every", "0"), ("train.stage1_steps", "0"))
 # Long commands -> their smoke / quick variant (same flags plus these).
 VARIANTS = {
     "geomem zoo --workdir=runs/zoo --seeds=8": "geomem zoo --workdir=runs/zoo --seeds=2 --only=star_neural_net",

@@ -20,8 +20,8 @@ import sys
 import numpy as np
 import pytest
 
-from geomem_jax import checkpoint, distributed
 import fault_helpers as fh
+from geomem_jax import checkpoint, distributed
 
 PAIRS = ((4, 1), (1, 4), (8, 2), (2, 8))
 CHILDREN = (((4, 1), (1, 4)), ((8, 2), (2, 8)))  # the reference runs in the first

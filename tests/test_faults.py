@@ -104,7 +104,8 @@ def run_copy(reference, tmp_path):
 # The schedule is drawn once from a fixed seed. Ranges keep every kill inside the run
 # (10 steps plus a checkpoint take >= ~0.08 s on an idle core).
 _rng = random.Random(2024)
-N_TORN, N_AFTER_METRICS, N_TMP, N_BEFORE_COMMIT, N_AFTER_COMMIT = (_rng.randint(2, 6), *(_rng.randint(1, 6) for _ in range(4)))
+N_TORN, N_AFTER_METRICS, N_TMP, N_BEFORE_COMMIT, N_AFTER_COMMIT = (
+    _rng.randint(2, 6), *(_rng.randint(1, 6) for _ in range(4)))
 N_DELETE = _rng.randint(1, 4)  # old steps are deleted at the saves of steps 30..60
 K_TMP, K_AFTER, DELAY = _rng.randint(2, 5), _rng.randint(1, 2), round(_rng.uniform(0.0, 0.1), 3)
 KILL_TRIALS = [
@@ -451,10 +452,10 @@ def disk_full(reference, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(metrics.MetricsWriter, "write", write)
         try:
-            rc, out, err = _cli("train", *RUN_ARGS, f"--workdir={workdir}")
+            rc, _, err = _cli("train", *RUN_ARGS, f"--workdir={workdir}")
             escaped = None
         except OSError as exc:
-            rc, out, err, escaped = None, "", "", exc
+            rc, err, escaped = None, "", exc
     left = _probe(workdir)
     resumed = _cli("train", *RUN_ARGS, f"--workdir={workdir}", "--resume")
     return {"workdir": workdir, "rc": rc, "err": err, "escaped": escaped, "left": left, "resumed": resumed}

@@ -126,8 +126,8 @@ _IDENT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 
 
 @settings(FUZZ, max_examples=60)
-@given(base=st.sampled_from(BASES), parts=st.lists(st.one_of(_IDENT, st.sampled_from(ALL_KEYS)), min_size=1, max_size=3),
-       text=VALUE_TEXT)
+@given(base=st.sampled_from(BASES),
+       parts=st.lists(st.one_of(_IDENT, st.sampled_from(ALL_KEYS)), min_size=1, max_size=3), text=VALUE_TEXT)
 def test_unknown_keys_are_refused_naming_the_key(base, parts, text):
     dotted = ".".join(parts)
     if dotted in ALL_KEYS:

@@ -404,7 +404,8 @@ BAD_RELEASES = [
     ({"a_pretrain.txt": "0=1\n0=2\n", "a_train_2.txt": "1=0,1\n"}, "a_train_2.txt", None, "holds 1 paths"),
     ({"a_pretrain.txt": "0=1\n1=2\n0=3\n", "a_train_1.txt": "2=0,1,2\n3=0,2,3\n"}, "a_train_1.txt", 2, "not a walk"),
     ({"a_pretrain.txt": "0=1\n1=2\n", "a_train_1.txt": "2=0,1,2\n5=0,1,5\n"}, "a_train_1.txt", 2, "never seen"),
-    ({"a_pretrain.txt": "0=1\n", "a_train_1.txt": "1=0,1\n", "a_train_2.txt": "1=0,1\n"}, None, None, "more than one a_train"),
+    ({"a_pretrain.txt": "0=1\n", "a_train_1.txt": "1=0,1\n", "a_train_2.txt": "1=0,1\n"}, None, None,
+     "more than one a_train"),
 ]
 
 

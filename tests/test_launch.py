@@ -18,8 +18,10 @@ TPU_VM, LOCAL = LAUNCH / "tpu_vm.sh", LAUNCH / "local.sh"
 NOTEBOOK, README = LAUNCH / "colab_demo.ipynb", LAUNCH / "README.md"
 
 # The two slices of the brief: v5e-8 is one host, v4-32 is 16 chips = 4 hosts.
-SINGLE = dict(name="geomem-v5e", zone="us-west4-a", type="v5litepod-8", config="configs/quickstart.py:smoke", workdir="runs/qs")
-MULTI = dict(name="geomem-v4", zone="us-central2-b", type="v4-32", config="configs/pathstar.py:g5000_l5", workdir="runs/g5000")
+SINGLE = dict(name="geomem-v5e", zone="us-west4-a", type="v5litepod-8", config="configs/quickstart.py:smoke",
+              workdir="runs/qs")
+MULTI = dict(name="geomem-v4", zone="us-central2-b", type="v4-32", config="configs/pathstar.py:g5000_l5",
+             workdir="runs/g5000")
 
 
 def flags(spec: dict) -> list[str]:
@@ -53,7 +55,8 @@ case "$*" in
   *"scp --recurse --worker=all"*)
     src="${@: -2:1}"
     [[ -f "$src/pyproject.toml" && -f "$src/geomem_jax/cli.py" ]] && echo "STAGED pyproject+package" >> "$FAKE_LOG"
-    [[ -z "$(find "$src" -name __pycache__ -o -name '*.egg-info' -o -name .git)" ]] && echo "STAGED clean" >> "$FAKE_LOG" ;;
+    junk="$(find "$src" -name __pycache__ -o -name '*.egg-info' -o -name .git)"
+    [[ -z "$junk" ]] && echo "STAGED clean" >> "$FAKE_LOG" ;;
   *"geomem train"*)
     [[ -z "${FAKE_FAIL_TRAIN:-}" ]] || exit 1 ;;
 esac
@@ -208,7 +211,8 @@ def test_real_run_creates_uploads_trains_fetches_deletes(tmp_path):
     assert res.returncode == 0, res.stderr
     calls = gcloud_calls(tmp_path)
     verbs = [c[3] if c[3] != "ssh" else "ssh:" + next(w for w in c if w.startswith("--worker=")) for c in calls]
-    assert verbs == ["describe", "create", "scp", "ssh:--worker=all", "ssh:--worker=all", "ssh:--worker=0", "scp", "delete"]
+    assert verbs == ["describe", "create", "scp", "ssh:--worker=all", "ssh:--worker=all", "ssh:--worker=0", "scp",
+                     "delete"]
     log = (tmp_path / "gcloud.log").read_text()
     assert "STAGED pyproject+package" in log and "STAGED clean" in log  # the repo copy, minus caches
     assert not list(tmp_path.glob("geomem_stage_*"))  # staging removed

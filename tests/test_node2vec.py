@@ -295,7 +295,7 @@ def test_pq_bias_matches_transition_weights():
     w, v, _ = _walks(_cycle(12), p=1.0, q=1.0, walks=20, length=12)
     assert abs((w[:, 2:] == w[:, :-2]).mean() - 0.5) < 0.05
     # triangle-rich graph: large q keeps the walk local (next is prev or a common neighbour)
-    n, edges = 4, np.array([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])  # K4 + pendant below
+    edges = np.array([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])  # K4 + pendant below
     g = (5, np.vstack([edges, [(3, 4)]]))
     w, v, a = _walks(g, p=1.0, q=100.0, walks=40, length=10)
     prev, nxt = w[:, :-2], w[:, 2:]

@@ -123,8 +123,9 @@ def test_cycle_path_files_between_arbitrary_nodes(tmp_path):
     name = "cycle_N_15_sd_00_fb_11_selfedge_0"
     graphs.write_release_dir(graphs.cycle(15), tmp_path, naming="release")
     paths = _cycle_paths(15, 5)
-    (tmp_path / f"{name}_train_11.txt").write_text("".join(f"{p[-1]}=" + ",".join(map(str, p)) + "\n" for p in paths[:11]))
-    (tmp_path / f"{name}_test_4.txt").write_text("".join(f"{p[-1]}=" + ",".join(map(str, p)) + "\n" for p in paths[11:]))
+    release_lines = lambda chosen: "".join(f"{p[-1]}=" + ",".join(map(str, p)) + "\n" for p in chosen)
+    (tmp_path / f"{name}_train_11.txt").write_text(release_lines(paths[:11]))
+    (tmp_path / f"{name}_test_4.txt").write_text(release_lines(paths[11:]))
     assert (tmp_path / f"{name}_test_4.txt").read_text().splitlines()[-1] == "3=14,0,1,2,3"
     assert (tmp_path / f"{name}_train_11.txt").read_text().splitlines()[-1] == "14=10,11,12,13,14"
     g = graphs.make_graph({"release_dir": str(tmp_path), "self_edges": False, "edges": "both"})

@@ -150,7 +150,6 @@ def test_parse_only_and_argument_errors(tmp_path):
 @pytest.mark.parametrize("scale", list(R.SCALES))
 def test_every_scale_builds_valid_configs(scale):
     """Every run of every scale (incl. the paper's accelerator sizes) loads and passes check_config."""
-
     sizes = R.SCALES[scale]
     runs = {s.key: s for specs in R.plan(sizes, sizes.seeds).values() for s in specs}
     for spec in runs.values():

@@ -287,7 +287,8 @@ def test_crash_then_resume_ends_where_the_uninterrupted_run_ends(run_a, tmp_path
 def test_graph_padded_into_a_larger_sweep_follows_the_same_trajectory(run_a, tiny_cfg_factory, tmp_path):
     """path_star(5, 4) next to path_star(7, 5) (larger vocabulary AND longer sequences) == alone."""
     _, workdir_a, summary_a = run_a
-    cfg = tiny_cfg_factory(("sweep.seeds", "(1,)"), ("sweep.graphs", '({"degree": 5}, {"degree": 7, "path_length": 5})'))
+    cfg = tiny_cfg_factory(("sweep.seeds", "(1,)"),
+                           ("sweep.graphs", '({"degree": 5}, {"degree": 7, "path_length": 5})'))
     summary = loop.run(cfg, tmp_path / "run", progress=False)
     padded, alone = summary["experiments"][0], summary_a["experiments"][1]
     assert padded["seed"] == alone["seed"] == 1 and padded["graph"] == alone["graph"]
@@ -365,7 +366,8 @@ def test_make_train_is_the_same_run_as_the_host_loop(run_a):
     for exp in summary["experiments"]:
         i = exp["index"]
         assert float(metrics_S["test/first_token"][i]) == pytest.approx(exp["final"]["test/first_token"], abs=1e-6)
-        assert float(metrics_S["edge/recall_at_degree"][i]) == pytest.approx(exp["final"]["edge/recall_at_degree"], abs=1e-6)
+        recall = exp["final"]["edge/recall_at_degree"]
+        assert float(metrics_S["edge/recall_at_degree"][i]) == pytest.approx(recall, abs=1e-6)
         assert float(metrics_S["train/loss"][i]) == pytest.approx(exp["final"]["train/loss"], rel=1e-4)
 
 
@@ -481,6 +483,8 @@ def test_logit_margin_of_an_E_W_Et_run_equals_the_analysis_margin(tmp_path):
     for dotted, text in (("train.steps", "30"), ("eval.every", "30"), ("ckpt.every", "30"), ("sweep.seeds", "(0,1)")):
         config_lib.apply_override(cfg, dotted, text)
     loop.run(cfg, tmp_path / "run", progress=False)
-    during = [e["final"]["geometry/logit_margin"] for e in json.loads((tmp_path / "run/summary.json").read_text())["experiments"]]
-    analysed = [row["scalars"]["geometry/margin"] for row in analyze.analyze_run(tmp_path / "run", make_plots=False)["experiments"]]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    during = [e["final"]["geometry/logit_margin"] for e in summary["experiments"]]
+    analysis = analyze.analyze_run(tmp_path / "run", make_plots=False)
+    analysed = [row["scalars"]["geometry/margin"] for row in analysis["experiments"]]
     np.testing.assert_allclose(during, analysed, rtol=1e-3, atol=1e-4)

@@ -78,7 +78,8 @@ def tensorboard_hparams(logdir) -> dict:
 
     acc = EventAccumulator(str(logdir))
     acc.Reload()
-    data = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    start_info = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    data = plugin_data_pb2.HParamsPluginData.FromString(start_info)
     return {k: getattr(v, v.WhichOneof("kind")) for k, v in data.session_start_info.hparams.items()}
 
 

@@ -113,10 +113,12 @@ def _special_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int):
 def sweep_coords(experiment: dict, sweep_keys) -> dict:
     """The experiment's value of each sweep key (looked up in the entry, its hparams, its graph)."""
     if "coords" in experiment:  # written by the trainer: graph index + hparams
-        return {**experiment["coords"], "seed": experiment.get("seed")} if "seed" in sweep_keys else dict(experiment["coords"])
+        coords = dict(experiment["coords"])
+        return {**coords, "seed": experiment.get("seed")} if "seed" in sweep_keys else coords
     coords = {}
+    sources = (experiment, experiment.get("hparams", {}), experiment.get("graph_spec", {}), experiment.get("graph", {}))
     for key in sweep_keys:
-        for source in (experiment, experiment.get("hparams", {}), experiment.get("graph_spec", {}), experiment.get("graph", {})):
+        for source in sources:
             if isinstance(source, dict) and key in source:
                 coords[key] = source[key]
                 break
@@ -204,19 +206,26 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
         plots.plot_embedding_pca(E_NxD, graph.forward_edges_Ex2, f"{prefix}_pca.png", colours_N, colour_label,
                                  f"PCA of node embeddings — {label}", order_N=order_N,
                                  arms_N=colours_N.astype(int) if colour_label == "arm" else None),
-        plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", order_N, f"Cosine vs adjacency — {label}"),
-        plots.plot_spectrum(arrays["eigvals"], arrays["proj"], f"{prefix}_spectrum.png", f"Spectrum vs projection — {label}"),
+        plots.plot_cosine_heatmap(E_NxD, graph.adjacency(), f"{prefix}_cosine.png", order_N,
+                                  f"Cosine vs adjacency — {label}"),
+        plots.plot_spectrum(arrays["eigvals"], arrays["proj"], f"{prefix}_spectrum.png",
+                            f"Spectrum vs projection — {label}"),
         plots.plot_cosine_by_hop(arrays["cos_by_hop"], f"{prefix}_cos_by_hop.png", f"Cosine by hop distance — {label}"),
     ]
     if "leaf_firsthop" in arrays:
-        paths.append(plots.plot_leaf_firsthop(arrays["leaf_firsthop"], f"{prefix}_leaf_firsthop.png", f"Leaf × first hop — {label}"))
+        paths.append(plots.plot_leaf_firsthop(arrays["leaf_firsthop"], f"{prefix}_leaf_firsthop.png",
+                                              f"Leaf × first hop — {label}"))
     trajectory = [r for r in curve if "node2vec/proj_V" in r and "node2vec/proj_C" in r]
     if trajectory:
-        records = [{"step": r["step"], "proj_V": r["node2vec/proj_V"], "proj_C": r["node2vec/proj_C"]} for r in trajectory]
-        paths.append(plots.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png", f"Node2Vec projections — {label}"))
+        records = [{"step": r["step"], "proj_V": r["node2vec/proj_V"], "proj_C": r["node2vec/proj_C"]}
+                   for r in trajectory]
+        paths.append(plots.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png",
+                                                      f"Node2Vec projections — {label}"))
     mem_key = next((k for k in MEMORIZATION_KEYS if any(k in r for r in curve)), None)
     if mem_key and any("geometry/level" in r for r in curve):
-        paths.append(plots.plot_memorization_vs_geometry(curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level", f"Memorization, geometry and held-out accuracy — {label}"))
+        paths.append(plots.plot_memorization_vs_geometry(
+            curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level",
+            f"Memorization, geometry and held-out accuracy — {label}"))
     return paths
 
 
@@ -290,7 +299,8 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
         if W_SxDxD is not None:
             W_DxD = np.asarray(_sweep_slice(W_SxDxD, index, "bilinear W"), dtype=np.float64)
             if W_DxD.shape != (E_NxD.shape[1], E_NxD.shape[1]):
-                raise CheckpointError(f"bilinear W of experiment {index} has shape {W_DxD.shape}; embedding width is {E_NxD.shape[1]}")
+                raise CheckpointError(f"bilinear W of experiment {index} has shape {W_DxD.shape}; "
+                                      f"embedding width is {E_NxD.shape[1]}")
         elif is_node2vec:
             W_DxD = np.eye(E_NxD.shape[1])
         scalars, arrays = experiment_scalars(
@@ -302,12 +312,14 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
         rows.append({"index": index, "coords": sweep_coords(exp, sweep_keys), "scalars": scalars})
         all_arrays[index] = arrays
         if make_plots:
-            plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, _experiment_curve(records, index), out_dir)
+            curve = _experiment_curve(records, index)
+            plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, curve, out_dir)
 
     aggregate = report.aggregate_over_seeds(rows)
     summary = _merge_summary(workdir, step, rows, records)
     notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
-    report_path = report.write_report(out_dir, f"Analysis of {workdir.name} at step {step}", rows, aggregate, plot_paths, notes,
+    title = f"Analysis of {workdir.name} at step {step}"
+    report_path = report.write_report(out_dir, title, rows, aggregate, plot_paths, notes,
                                       summary=summary, make_plots=make_plots)
     return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays}
 

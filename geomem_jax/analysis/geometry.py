@@ -299,7 +299,11 @@ def edge_recall_at_k(
     """
     indptr, indices = (np.asarray(a, dtype=np.int64) for a in successors)
     num_nodes = len(indptr) - 1
-    score_fn = scores if callable(scores) else (lambda rows, table=np.asarray(scores): table[rows])
+    if callable(scores):
+        score_fn = scores
+    else:
+        scores_NxN = np.asarray(scores)
+        score_fn = lambda rows: scores_NxN[rows]
     rows_R = sample_nodes(num_nodes, max_nodes, seed)
     outdeg_R = indptr[rows_R + 1] - indptr[rows_R]
     rows_R = rows_R[outdeg_R > 0]

@@ -315,8 +315,8 @@ def plot_metric_vs_hparam(points, hparam: str, metric_names, path, bounds_of=Non
         ax.grid(True, alpha=0.3)
         if len(lines) > 1:
             ax.legend(fontsize=8)
-    fig.suptitle((title or f"Held-out metrics against {HPARAM_LABELS.get(hparam, hparam)}") + f"\n{_interval_note(points)}",
-                 fontsize=11)
+    heading = title or f"Held-out metrics against {HPARAM_LABELS.get(hparam, hparam)}"
+    fig.suptitle(heading + f"\n{_interval_note(points)}", fontsize=11)
     return _save(fig, path)
 
 

@@ -134,7 +134,8 @@ def write_report(
     lines += ["## Scalars per experiment", ""]
     lines += _table(
         ["index"] + coord_names + names,
-        [[exp["index"]] + [exp["coords"].get(c) for c in coord_names] + [exp["scalars"].get(n) for n in names] for exp in experiments],
+        [[exp["index"]] + [exp["coords"].get(c) for c in coord_names] + [exp["scalars"].get(n) for n in names]
+         for exp in experiments],
     )
     lines += ["", "## Analysis scalars: mean [95% CI] over seeds (Student t; * min–max when n < 3)", ""]
     agg_coord_names = metrics.swept_keys([group["coords"] for group in aggregate])

@@ -228,5 +228,8 @@ class Mamba(nn.Module):
             h_BxTxW = h_BxTxW + out_BxTxW if self.residual else out_BxTxW
 
         h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
-        out_table_VxW = table_VxW if self.tied else _TokenTable(self.vocab_size, self.width, self.embed_std, name="unembed")()
+        if self.tied:
+            out_table_VxW = table_VxW
+        else:
+            out_table_VxW = _TokenTable(self.vocab_size, self.width, self.embed_std, name="unembed")()
         return h_BxTxW if hidden_only else unembed(h_BxTxW, out_table_VxW)

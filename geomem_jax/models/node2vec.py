@@ -106,7 +106,8 @@ def _adjacency_dense(graph) -> np.ndarray:
 
 
 def spectral_basis(walk_nxn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of M = W + Wᵀ (W = D⁻¹A), eigenvalues descending; sign fixed so each column's largest |entry| is positive."""
+    """Eigenpairs of M = W + Wᵀ (W = D⁻¹A), eigenvalues descending;
+    sign fixed so each column's largest |entry| is positive."""
     m_nxn = walk_nxn + walk_nxn.T
     eigvals_n, eigvecs_nxn = np.linalg.eigh(m_nxn)
     order = np.argsort(-eigvals_n, kind="stable")
