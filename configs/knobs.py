@@ -1,4 +1,4 @@
-"""The knobs that flip memory between associative and geometric (SPEC §4, §8.6).
+"""The knobs that flip memory between associative and geometric (docs/KNOBS.md).
 
 Cycle C(15), the E W E^T "neural network" (width 512), 10,000 full-batch steps on edges (AdamW,
 cosine decay to lr/10); embedding init scale, learning rate, weight decay and dropout are vmapped
@@ -31,7 +31,7 @@ def get_config(arg=None):
     c.model.positions, c.model.attention = False, False
     c.task.task_tokens = False  # input is just `u`: logits = E_u W E^T (a task token would only cost compute)
     c.train.recipe, c.train.full_batch, c.train.steps = "edges", True, 10_000
-    # Cosine to lr/10 (SPEC §4's tiny-graph default): with a constant lr 0.1 AdamW never settles
+    # Cosine to lr/10 (the release's tiny-graph default): with a constant lr 0.1 AdamW never settles
     # (final loss 0.72-0.92 against ln 2) and the final margin is a negative snapshot (docs/KNOBS.md).
     c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps, c.opt.schedule = 1e-2, 0.0, 0, "cosine"
     c.eval.every = 2000

@@ -1,4 +1,4 @@
-"""Node2Vec on the tiny graphs (SPEC §6): one tied table, full-softmax 1-hop objective, plain GD.
+"""Node2Vec on the tiny graphs: one tied table, full-softmax 1-hop objective, plain GD.
 
     geomem train --config=configs/node2vec.py:cycle --workdir=runs/n2v_cycle && geomem analyze --workdir=runs/n2v_cycle
     geomem train --config=configs/node2vec.py:star --config.model.node2vec_objective=sgns --workdir=runs/n2v_sgns

@@ -1,4 +1,4 @@
-"""In-weights path-star experiments (SPEC §4, paper Table 1).
+"""In-weights path-star experiments (paper Table 1).
 
     geomem train --config=configs/pathstar.py:cpu --workdir=runs/pathstar_cpu
     geomem train --config=configs/pathstar.py:smoke --workdir=/tmp/smoke

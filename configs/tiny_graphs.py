@@ -1,4 +1,4 @@
-"""The tiny-graph model zoo (SPEC §4, §8.5): edge memorization only, full batch.
+"""The tiny-graph model zoo of the paper: edge memorization only, full batch.
 
 Presets are `<graph>_<model>[_self_edges]` with graph in {star, grid, cycle, irregular}
 and model in {transformer, transformer_forward, neural_net, associative,

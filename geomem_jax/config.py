@@ -181,6 +181,7 @@ def check_config(cfg) -> None:
     check_sweep_values(cfg)
     check_unbounded_sizes(cfg)
     check_family_keys(cfg)
+    check_node2vec_keys(cfg)
     check_release_dirs(cfg)
     if cfg.train.recipe not in RECIPES:
         raise ConfigError("train.recipe", cfg.train.recipe, f"one of {', '.join(RECIPES)}")
@@ -349,6 +350,22 @@ def check_family_keys(cfg) -> None:
             raise ConfigError(field, _get(cfg, field), "an integer >= 1")
     if not cfg.train.stage1_steps >= 0:
         raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, "an integer >= 0")
+
+
+# Keys of the sequence models that Node2Vec does not read (its lr is constant, it has no dropout
+# and runs in float32): only their neutral value is accepted, so that none is silently ignored.
+NODE2VEC_NEUTRAL = {"opt.schedule": "constant", "opt.warmup_steps": 0, "model.dropout": 0.0, "model.dtype": "float32"}
+
+
+def check_node2vec_keys(cfg) -> None:
+    if cfg.model.family != "node2vec":
+        return
+    for field, neutral in NODE2VEC_NEUTRAL.items():
+        if _get(cfg, field) != neutral:
+            raise ConfigError(field, _get(cfg, field),
+                              f"{neutral!r} with model.family=node2vec (Node2Vec does not use it)")
+    if any(rate != 0 for rate in cfg.sweep.dropout):
+        raise ConfigError("sweep.dropout", cfg.sweep.dropout, "() with model.family=node2vec (Node2Vec has no dropout)")
 
 
 def check_release_dirs(cfg) -> None:

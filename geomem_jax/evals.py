@@ -201,7 +201,7 @@ def geometric_level(table_VxD, data):
 
 
 def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
-    """Geometric margin of any tied-embedding model, from its own edge logits (SPEC §7 generalised).
+    """Geometric margin of any tied-embedding model, from its own edge logits (analysis.geometry's margin, generalised).
 
     L_uv is the model's logit of node v after the edge query of node u. With E = U S Vᵀ, the
     bilinear map that reproduces L on the nodes is W = E⁺ L (Eᵀ)⁺, and its spectral part

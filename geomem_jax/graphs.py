@@ -1,4 +1,4 @@
-"""Graph families of SPEC §2, their path-query splits, and the release text format.
+"""Graph families of the paper, their path-query splits, and the release text format.
 
 Everything here is plain numpy and deterministic from the graph seed.
 

@@ -1,4 +1,4 @@
-"""File names of the PyTorch release's dataset builder (SPEC §9): parse them, build them, pick one.
+"""File names of the PyTorch release's dataset builder: parse them, build them, pick one.
 
 The builder (``data/build_in_weights_datasets.py`` of the release) writes three files per
 dataset, ``<prefix>_pretrain.txt``, ``<prefix>_train_<P>.txt`` and ``<prefix>_test_<Q>.txt``,

@@ -1,4 +1,4 @@
-"""`geomem reproduce`: the paper's headline claims (SPEC §8) as checkable numbers.
+"""`geomem reproduce`: the paper's headline claims (docs/REPRODUCING.md) as checkable numbers.
 
     run_reproduce(workdir, only=None, seeds=None, quick=False) -> workdir/REPRODUCTION.md
 
@@ -57,7 +57,7 @@ MARGIN = "geometry/margin"
 NEGATIVE_SHARE = "geometry/negative_mode_share"
 LOGIT_MARGIN = "geometry/logit_margin"  # Transformer / Mamba: margin of the bilinear fit of their edge logits
 RECALL_KEYS = ("edge/recall_at_degree", "edge/recall_at_5")
-PAPER_NN_MARGINS = {"star": 4.08, "grid": 2.51, "cycle": 7.87, "irregular": 8.13}  # E W Eᵀ, SPEC §4
+PAPER_NN_MARGINS = {"star": 4.08, "grid": 2.51, "cycle": 7.87, "irregular": 8.13}  # E W Eᵀ, the paper's figures
 
 
 # --------------------------------------------------------------------------- sizes

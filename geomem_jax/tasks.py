@@ -1,6 +1,6 @@
 """Token sequences: edge / path examples, padded sweep tables and the in-context generator.
 
-Vocabulary (SPEC §3, same layout as the PyTorch release so embeddings line up):
+Vocabulary (same layout as the PyTorch release so embeddings line up):
 node ids ``0 .. N-1``, then the nine specials ``|  [PAUSE]  /  $  >  <  [PAD]  [EDGE]  [PATH]``
 at ids ``N .. N+8``.
 

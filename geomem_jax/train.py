@@ -20,7 +20,7 @@ import optax
 from geomem_jax import config, evals, graphs, sweep, tasks
 from geomem_jax.errors import ConfigError
 from geomem_jax.models.common import unembed
-from geomem_jax.program import Program
+from geomem_jax.program import Program, guarded_update, initial_state
 
 # ----------------------------------------------------------------------------- model
 
@@ -360,8 +360,7 @@ def _init_state(model, params_key, run_key, seq_len: int, emb_paths, init_scale,
     """Fresh train state: params with tables at N(0, init_scale²), AdamW moments, step 0, not diverged."""
     params = model.init({"params": params_key}, jnp.zeros((1, seq_len), jnp.int32))["params"]
     params = _scale_tables(params, emb_paths, init_scale)
-    return {"params": params, "opt_state": adamw(opt_cfg, 0.0, 0.0).init(params), "key": run_key,
-            "step": jnp.zeros((), jnp.int32), "diverged_at": jnp.full((), -1, jnp.int32)}
+    return initial_state(params, adamw(opt_cfg, 0.0, 0.0).init(params), run_key)
 
 
 def _apply_step(opt_cfg, state, loss, grads, opt_state, lr, weight_decay, frozen_key, key):
@@ -369,7 +368,7 @@ def _apply_step(opt_cfg, state, loss, grads, opt_state, lr, weight_decay, frozen
     updates, opt_state = adamw(opt_cfg, lr, weight_decay).update(grads, opt_state, state["params"])
     if frozen_key is not None:
         updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
-    return _guarded_update(state, optax.apply_updates(state["params"], updates), opt_state, key, loss)
+    return guarded_update(state, optax.apply_updates(state["params"], updates), opt_state, key, loss)
 
 
 def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
@@ -445,20 +444,6 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         return metrics
 
     return Program(init=init, step=step_fn, evaluate=evaluate)
-
-
-def _guarded_update(state, params, opt_state, key, loss):
-    """The next state, unless the loss is not finite: then this experiment freezes where it was
-    and records the step it diverged at (the other experiments of the sweep go on)."""
-    ok = jnp.isfinite(loss) & (state["diverged_at"] < 0)
-    keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, old)
-    return {
-        "params": keep(params, state["params"]),
-        "opt_state": keep(opt_state, state["opt_state"]),
-        "key": key,
-        "step": state["step"] + 1,
-        "diverged_at": jnp.where((state["diverged_at"] < 0) & ~jnp.isfinite(loss), state["step"], state["diverged_at"]),
-    }
 
 
 def _leaf(params, path):

@@ -36,6 +36,7 @@ from geomem_jax.errors import ConfigError, UserError
 
 WANDB_MODES = ("offline", "online")
 DEFAULTS = {"tensorboard": False, "wandb": False, "wandb_project": "geomem_jax", "wandb_mode": "offline"}
+EXIT_WAIT_S = 30.0  # how long close() waits for W&B to write each run's last records
 WANDB_IDS_FILE = "wandb_runs.json"  # run ids per experiment, so a resumed run logs into the same W&B runs
 
 
@@ -125,8 +126,15 @@ class WandbWriter:
                 run.log(scalars(entry), step=step)
 
     def close(self) -> None:
+        """Finish every run, then wait (up to EXIT_WAIT_S) until its .wandb file holds the exit
+        record: `finish` returns before the W&B service has written the last history row, and a
+        reader (or a resume in this process) must see every logged step."""
+        files = [run.settings.sync_file for run in self.runs.values()]
         for run in self.runs.values():
             run.finish()
+        deadline = time.monotonic() + EXIT_WAIT_S
+        while not all(_has_exit_record(f) for f in files) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def experiment_config(exp: dict) -> dict:
@@ -147,25 +155,41 @@ def read_wandb_run(workdir, run_id: str) -> dict:
     if not files:
         return {"config": config, "history": history}
     try:
-        from wandb.proto import wandb_internal_pb2
-        from wandb.sdk.internal import datastore
+        records = [r for file in files for r in _records(file)]
     except ImportError:  # a wandb without the Python reader: nothing to skip
         return {"config": config, "history": history}
-    for file in files:
-        store = datastore.DataStore()
-        store.open_for_scan(file)
-        while (data := store.scan_data()) is not None:
-            record = wandb_internal_pb2.Record.FromString(data)
-            kind = record.WhichOneof("record_type")
-            if kind == "run":
-                config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
-            elif kind == "config":
-                config.update({item.key: json.loads(item.value_json) for item in record.config.update})
-            elif kind == "history":
-                history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                                for item in record.history.item})
+    for record in records:
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
+        elif kind == "config":
+            config.update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "history":
+            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.history.item})
     config.pop("_wandb", None)
     return {"config": config, "history": history}
+
+
+def _records(wandb_file: str):
+    """The records of one .wandb transaction log, in order (wandb's own reader)."""
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal import datastore
+
+    store = datastore.DataStore()
+    store.open_for_scan(wandb_file)
+    while (data := store.scan_data()) is not None:
+        yield wandb_internal_pb2.Record.FromString(data)
+
+
+def _has_exit_record(wandb_file: str) -> bool:
+    """Whether a run's transaction log is complete (its last record, `exit`, is written)."""
+    try:
+        return any(r.WhichOneof("record_type") == "exit" for r in _records(wandb_file))
+    except ImportError:  # a wandb without the Python reader: nothing to wait for
+        return True
+    except (OSError, AssertionError):  # not created yet, or a block still being written
+        return False
 
 
 def _run_dir_order(wandb_file: str) -> tuple:

@@ -1,5 +1,5 @@
 """The tiny-graph model zoo in one command: every `<graph>_<model>` preset, trained and analysed,
-then one report comparing the models side by side (SPEC §8.5).
+then one report comparing the models side by side (the paper's tiny-graph zoo).
 
     geomem zoo --workdir=runs/zoo [--seeds=8] [--only=cycle_neural_net,star_transformer] [--self-edges]
 
@@ -98,7 +98,7 @@ def write_zoo_report(workdir: pathlib.Path, results: dict, seeds: int) -> pathli
         "sequence models and recall@5 for Node2Vec. Geometric margin: of E W Eᵀ for the E W Eᵀ models",
         "(neural_net, associative), W = I for Node2Vec, and for Transformer / Mamba that of the bilinear",
         "fit of their own edge logits (`geometry/logit_margin`, docs/ANALYSIS.md). "
-        "Expected (SPEC §8.5): recall 1 everywhere,",
+        "Expected (the paper): recall 1 everywhere,",
         "margin > 0 for trainable models, ≤ 0 for the frozen-embedding associative control.",
         "",
         "| preset | " + " | ".join(name for name, _ in COLUMNS) + " |",

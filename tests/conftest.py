@@ -1,10 +1,17 @@
 """Shared test setup: fake CPU devices, a persistent compile cache, tiny configs, workdirs."""
 
 import atexit
+import os
 import shutil
 import tempfile
 
-import jax
+# XLA compiles with most optimisations off: the same programs are traced, lowered, compiled and
+# run, in about a third of the compile time, which is most of the suite's cost. Set before jax is
+# imported, so every subprocess (CLI runs, kill tests) inherits it. The model modules, which check
+# numbers against numpy, compile optimised (`optimized_compiles`), as users' runs do.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # noqa: E402
 
 # Before any computation: 4 fake CPU devices (sharding tests), float32 everywhere.
 jax.config.update("jax_num_cpu_devices", 4)
@@ -53,6 +60,18 @@ def tiny_overrides():
 @pytest.fixture
 def tiny_cfg():
     return make_tiny_cfg()
+
+
+@pytest.fixture(scope="module")
+def optimized_compiles():
+    """XLA with its optimisations for a whole module (`pytestmark = pytest.mark.usefixtures(...)`):
+    module scope, so that the module's shared fixtures compile optimised too. A compile option
+    with its own persistent-cache entries; not part of jax's in-memory jit key, so a function
+    compiled before in this process keeps its executable."""
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 @pytest.fixture

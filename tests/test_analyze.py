@@ -204,7 +204,7 @@ def test_export_embeddings(tmp_path):
 
 
 def test_reads_a_real_orbax_checkpoint(tmp_path):
-    """Integration with the lead's checkpoint module (the default reader)."""
+    """Integration with `geomem_jax.checkpoint` (the default reader)."""
     pytest.importorskip("orbax.checkpoint")
     from geomem_jax import checkpoint
 

@@ -3,9 +3,8 @@ working directory, succeeds (exit 0). Commands run as written, so their default 
 and the collisions between them are the real ones; only their size is shrunk: every config gets
 SHRINK (a few steps of a tiny model on a small graph), the zoo and the reproduction run their quick
 variants, and the per-experiment figures of `analyze` are skipped (tests/test_analyze.py draws them).
-XLA compiles them with most optimisations off (`jax_disable_most_optimizations`): the same programs
-are traced, lowered, compiled and run, in about a third of the compile time, which is most of this
-test's cost; only exit codes are checked here, the numbers of optimised programs elsewhere."""
+Like the whole suite (tests/conftest.py), XLA compiles them with most optimisations off; only exit
+codes are checked here."""
 
 import dataclasses
 import json
@@ -15,7 +14,6 @@ import shlex
 import subprocess
 import sys
 
-import jax
 import pytest
 
 import fault_helpers
@@ -87,8 +85,6 @@ def _commands() -> list[tuple[str, str]]:
 # nothing it does is checked (the test runs every command itself, in order, in one directory).
 WARM_UP = """
 import json, os, pathlib, shlex, sys
-import jax
-jax.config.update("jax_disable_most_optimizations", True)
 sys.path.insert(0, sys.argv[1])
 import test_docs_commands as docs
 from geomem_jax import cli, config as config_lib, reproduce
@@ -133,17 +129,7 @@ def warm_up(tmp_path_factory):
         child.wait()
 
 
-@pytest.fixture
-def quick_compiles():
-    """XLA with most optimisations off for one test (a compile option: its own cache entries)."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
-def test_every_documented_command_runs_in_order_in_one_directory(tmp_path, monkeypatch, capsys, quick_compiles,
-                                                                 warm_up):
+def test_every_documented_command_runs_in_order_in_one_directory(tmp_path, monkeypatch, capsys, warm_up):
     monkeypatch.setattr(config_lib, "load_config", shrunk(config_lib.load_config))
     monkeypatch.setattr(analyze, "_plots_for", lambda *args: [])
     monkeypatch.setitem(reproduce.SCALES, "quick", TINY_QUICK)

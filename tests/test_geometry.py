@@ -18,7 +18,7 @@ def test_geometric_level_on_hand_built_vectors():
 
 
 def _margin_by_loops(E, W, A, self_edges, nodes, self_is_miss=False):
-    """SPEC §7 margin written out with explicit loops and the FULL SVD (rows of E beyond A's
+    """The margin written out with explicit loops and the FULL SVD (rows of E beyond A's
     nodes, zero rows of A: the release's special tokens, non-neighbours of every node)."""
     _, _, Vt = np.linalg.svd(E, full_matrices=True)
     V = Vt.T

@@ -20,6 +20,8 @@ from geomem_jax.models.mamba import (
     selective_scan_reference,
 )
 
+pytestmark = pytest.mark.usefixtures("optimized_compiles")  # numbers of optimised programs, as users run
+
 V, T, W = 12, 6, 16
 
 

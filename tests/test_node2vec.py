@@ -9,6 +9,9 @@ import pytest
 
 from geomem_jax.errors import ConfigError
 from geomem_jax.models import node2vec as n2v
+from geomem_jax.program import initial_state
+
+pytestmark = pytest.mark.usefixtures("optimized_compiles")  # numbers of optimised programs, as users run
 
 
 def _hp(lr=0.01, wd=0.0, init_scale=1.0):
@@ -208,8 +211,8 @@ def test_evaluate_metrics_against_numpy():
     rng = np.random.default_rng(5)
     V = np.zeros((8, 4), np.float32)
     V[:7] = rng.normal(size=(7, 4))
-    ev = jax.jit(prog.evaluate)({"params": {"V": jnp.asarray(V)}, "key": jax.random.PRNGKey(0),
-                                 "step": jnp.int32(0)}, _hp(), _dev(d))
+    state = initial_state({"V": jnp.asarray(V)}, {}, jax.random.PRNGKey(0))  # the shared train state
+    ev = jax.jit(prog.evaluate)(state, _hp(), _dev(d))
     V7 = V[:7].astype(np.float64)
     C, P = _np_C(V7, W)
     E = d["eigvecs_NxK"][:7, :7].astype(np.float64)
@@ -246,7 +249,7 @@ def test_recall_counts_self_only_with_self_edges():
 
 
 def test_cycle15_energy_concentrates_on_fiedler_pair():
-    """C(15), tied, m=100, N(0,1), lr 0.01, 10,000 steps: alignment ≥ 0.99 (SPEC §6/§7)."""
+    """C(15), tied, m=100, N(0,1), lr 0.01, 10,000 steps: alignment ≥ 0.99 (the paper's Node2Vec claim)."""
     d = _dev(n2v.node2vec_data(_cycle(15), n_pad=15))
     prog = n2v.make_node2vec_program(dim=100)
     hp = _hp(lr=0.01)
@@ -315,11 +318,47 @@ def test_sgns_loss_decreases_and_learns_edges():
         return losses, prog.evaluate(s, hp, d), s
 
     losses, e1, s = jax.jit(go)(jax.random.PRNGKey(0))
-    assert set(s["params"]) == {"V", "U"} and "opt" in s
+    assert set(s["params"]) == {"V", "U"} and set(s) == {"params", "opt_state", "key", "step", "diverged_at"}
     assert float(losses[-20:].mean()) < 0.7 * float(losses[:5].mean())
     assert float(e1["train/loss"]) < float(losses[0])  # fresh walk batch at eval
     assert float(e1["edge/recall_at_5"]) == 1.0
     assert not np.asarray(s["params"]["V"][10:]).any()
+
+
+def test_a_diverging_experiment_is_flagged_and_frozen_while_the_other_goes_on():
+    """The shared train state: a loss that is not finite freezes that experiment's params at the
+    last finite step and records the step; the sweep's other experiment is unaffected."""
+    d = _dev(n2v.node2vec_data(_cycle(10), n_pad=10))
+    prog = n2v.make_node2vec_program(dim=8, objective="full_softmax", optimizer="gd")
+    hp_S = {k: jnp.stack([v, v]) for k, v in _hp().items()}
+    hp_S["lr"] = jnp.array([0.01, 1e30], jnp.float32)  # the second overflows the logits after one step
+
+    def run(key, hp):
+        s = prog.init(key, hp, d)
+        s, losses = n2v.train_steps(prog, s, hp, d, 5)
+        return s, losses, prog.evaluate(s, hp, d)
+
+    s, losses, ev = jax.jit(jax.vmap(run, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp_S)
+    assert s["diverged_at"].tolist() == [-1, 1] and ev["diverged_at"].tolist() == [-1, 1]
+    assert np.isfinite(np.asarray(losses[0])).all() and not np.isfinite(np.asarray(losses[1, 1:])).any()
+    assert np.isfinite(np.asarray(s["params"]["V"])).all()  # frozen at step 1's (finite) update
+    alone, _, _ = jax.jit(run)(jax.random.PRNGKey(0), {k: v[0] for k, v in hp_S.items()})
+    np.testing.assert_allclose(s["params"]["V"][0], alone["params"]["V"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("field, value", [("opt.schedule", "cosine"), ("opt.warmup_steps", 10),
+                                          ("model.dropout", 0.1), ("model.dtype", "bfloat16"),
+                                          ("sweep.dropout", (0.0, 0.2))])
+def test_keys_node2vec_does_not_read_are_refused_naming_the_key(field, value):
+    from geomem_jax import config as config_lib
+    from geomem_jax.errors import ConfigError
+
+    cfg = config_lib.load_config("configs/node2vec.py:smoke")
+    config_lib.check_config(cfg)  # the preset itself is fine
+    section, key = field.split(".")
+    cfg[section][key] = value
+    with pytest.raises(ConfigError, match=rf"{field}.*model\.family=node2vec"):
+        config_lib.check_config(cfg)
 
 
 def test_program_for_config_runs_a_stacked_sweep():

@@ -7,6 +7,8 @@ import pytest
 
 from geomem_jax.models.transformer import Transformer
 
+pytestmark = pytest.mark.usefixtures("optimized_compiles")  # numbers of optimised programs, as users run
+
 V, T, D = 11, 6, 16
 
 

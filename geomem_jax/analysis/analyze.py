@@ -12,11 +12,19 @@ What is computed per experiment (node rows 0..N−1 of the token table E):
 - geometry/leaf_firsthop_gap     graphs with test paths (≤ 2000 sampled test paths)
 - geometry/margin, margin_top1,  models with a bilinear W (meta.model.bilinear), and
   negative_mode_share            Node2Vec with W = I on its input table
-- geometry/release_margin(_top1) the same under the PyTorch release's conventions (SPEC §9)
+- geometry/release_margin(_top1) the same under the PyTorch release's conventions (docs/ANALYSIS.md)
 - edge/node_recall_at_5, edge/node_recall_at_degree
                                  models with a node×node score: Node2Vec V Vᵀ (V Uᵀ if
                                  untied), bilinear E W Eᵀ (E W Uᵀ if untied)
 summary.json keeps the trainer's value of any metric it also wrote (geometry/level).
+
+Across the run (`correlation.geometry_vs_reasoning`, summary.json "geometry_vs_reasoning", the
+report's "Does geometry predict held-out accuracy?"), with >= 8 experiments that have the
+held-out first decision (test/first_decision in-context, else test/first_token):
+- Spearman rho [paired percentile bootstrap 95% CI] of each geometry scalar (alignment, leaf
+  gap, level, margin, logit margin) against it, across experiments, and a scatter figure
+- the lag in steps between the half-rise of each geometry curve in metrics.jsonl and that of
+  held-out accuracy (positive = geometry rises first), mean [Student-t 95% CI] over experiments
 Quantities needing node×node scores use all nodes up to 5000 nodes and a fixed-seed
 sample of 2000 source nodes above (see `geometry`).
 """
@@ -31,12 +39,12 @@ import warnings
 import numpy as np
 
 from geomem_jax import graphs
-from geomem_jax.analysis import geometry, plots, report, spectral
+from geomem_jax.analysis import correlation, geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
 from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
 
 LEAF_FIRSTHOP_MAX_PATHS = 2000
-NUM_SPECIAL_TOKENS = 9  # tasks.SPECIAL_TOKENS at ids N..N+8 (SPEC §3); not imported: tasks imports jax
+NUM_SPECIAL_TOKENS = 9  # tasks.SPECIAL_TOKENS at ids N..N+8; not imported: tasks imports jax
 HOP_SOURCES_LARGE = 500
 
 
@@ -104,7 +112,7 @@ def _node_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int, what: str) -
 
 
 def _special_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int):
-    """The experiment's 9 special-token rows (ids N..N+8, SPEC §3), or None if its table has none."""
+    """The experiment's 9 special-token rows (ids N..N+8), or None if its table has none."""
     table_VxD = _sweep_slice(table_SxVxD, index, "token embedding")
     end = num_nodes + NUM_SPECIAL_TOKENS
     return np.asarray(table_VxD[num_nodes:end], dtype=np.float64) if table_VxD.shape[0] >= end else None
@@ -235,8 +243,9 @@ def _trainer_keys(records: list[dict], index: int) -> set:
     return set(flatten_vectors(last))
 
 
-def _merge_summary(workdir, step, rows, records) -> dict:
-    """Merge the analysis scalars into summary.json (atomic write, other keys kept); returns it.
+def _merge_summary(workdir, step, rows, records, extra: dict | None = None) -> dict:
+    """Merge the analysis scalars (and the top-level `extra` keys) into summary.json (one atomic
+    write, other keys kept); returns it.
 
     A scalar the trainer also wrote (geometry/level) is not replaced, so `final` stays the last
     line of metrics.jsonl for every training metric."""
@@ -255,6 +264,7 @@ def _merge_summary(workdir, step, rows, records) -> dict:
         entry["final"]["analysis/step"] = step
     if all("coords" in e and "seed" in e for e in summary["experiments"]):
         summary["aggregate"] = aggregate_finals(summary["experiments"])  # now with the new scalars
+    summary.update(extra or {})
     report.write_json_atomic(path, summary)
     return summary
 
@@ -269,8 +279,11 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
     t.ppf(0.975, n−1)·std/√n. Raises CheckpointError when there is no complete
     checkpoint, the step does not exist (message lists available steps) or the
     embedding table does not match the graph (message has both shapes).
+    Also asks whether geometry predicts the held-out first decision
+    (`correlation.geometry_vs_reasoning`, stored in summary.json under "geometry_vs_reasoning").
     Returns {"step", "experiments": [{"index", "coords", "scalars"}], "aggregate",
-    "report", "arrays": {index: {"eigvals", "proj", "cos_by_hop", ["leaf_firsthop"]}}}.
+    "report", "arrays": {index: {"eigvals", "proj", "cos_by_hop", ["leaf_firsthop"]}},
+    "geometry_vs_reasoning"}.
     """
     ckpt = ckpt or _default_ckpt()
     workdir = pathlib.Path(workdir)
@@ -316,12 +329,14 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
             plot_paths[index] = _plots_for(index, graph.family, graph, E_NxD, arrays, curve, out_dir)
 
     aggregate = report.aggregate_over_seeds(rows)
-    summary = _merge_summary(workdir, step, rows, records)
+    predicts = correlation.geometry_vs_reasoning(rows, records, correlation.decision_target(rows, records), step=step)
+    summary = _merge_summary(workdir, step, rows, records, {"geometry_vs_reasoning": predicts})
     notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
     title = f"Analysis of {workdir.name} at step {step}"
     report_path = report.write_report(out_dir, title, rows, aggregate, plot_paths, notes,
-                                      summary=summary, make_plots=make_plots)
-    return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays}
+                                      summary=summary, make_plots=make_plots, geometry_vs_reasoning=predicts)
+    return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays,
+            "geometry_vs_reasoning": predicts}
 
 
 def export_embeddings(workdir, step: int | None, out_dir, ckpt=None) -> pathlib.Path:

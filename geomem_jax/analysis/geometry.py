@@ -1,4 +1,4 @@
-"""Geometric measures of node embeddings (SPEC §5, §7). numpy / scipy only.
+"""Geometric measures of node embeddings (docs/ANALYSIS.md). numpy / scipy only.
 
 Everything here streams over rows in chunks so that a 50,001 × 384 table never
 produces an N × N dense matrix. Quantities that need node × node scores (margin,
@@ -63,7 +63,7 @@ def _spectral_parts(E_NxD: np.ndarray, W_DxD: np.ndarray):
 
 
 def spectral_bilinear(E_NxD: np.ndarray, W_DxD: np.ndarray) -> np.ndarray:
-    """W' = V diag(λ) Vᵀ with E = U S Vᵀ (economy SVD) and λ_k = (Vᵀ W V)_kk (SPEC §7).
+    """W' = V diag(λ) Vᵀ with E = U S Vᵀ (economy SVD) and λ_k = (Vᵀ W V)_kk.
 
     W' keeps only the part of W that is diagonal in E's right singular basis; the
     economy SVD gives rank ≤ min(N, D), so E may be wider than tall.
@@ -79,7 +79,7 @@ def _negative_share(s_R, lam_R) -> float:
 
 
 def negative_mode_share(E_NxD: np.ndarray, W_DxD: np.ndarray) -> float:
-    """Share of the spectral logits E W′ Eᵀ carried by negative eigendirections (SPEC §8.6).
+    """Share of the spectral logits E W′ Eᵀ carried by negative eigendirections (the paper's self-edge "zig-zag").
 
     E W′ Eᵀ = U diag(μ) Uᵀ with μ_k = s_k² λ_k (E = U S Vᵀ, λ from `spectral_bilinear`), so its
     eigenvalues are μ; returns Σ_{μ_k<0} |μ_k| / Σ_k |μ_k|. Without self-edges a node must score
@@ -100,7 +100,7 @@ def geometric_margin(
     specials_XxD: np.ndarray | None = None,
     self_is_miss: bool = False,
 ) -> dict:
-    """Geometric margin of an E W Eᵀ memory (SPEC §7).
+    """Geometric margin of an E W Eᵀ memory.
 
     Logits L = E W' Eᵀ with W' from `spectral_bilinear`. For each node u with at least
     one neighbour and one non-neighbour:
@@ -110,7 +110,7 @@ def geometric_margin(
     Self is excluded from both maxima; with `self_edges=True` the model was trained on
     u → u, so u counts as one of its own neighbours (a candidate, not a non-neighbour).
     `adjacency` is the undirected 0/1 matrix (its diagonal is ignored).
-    The PyTorch release's conventions (SPEC §9), off by default:
+    The PyTorch release's conventions, off by default:
     - `specials_XxD`: extra token rows (the 9 specials) join E in the SVD and are
       non-neighbour candidates of every node (they are never scored as u);
     - `self_is_miss`: u is never its own neighbour (even with self-edges), and top-1 is the
@@ -291,7 +291,7 @@ def edge_recall_at_k(
     candidates v (v ≠ u unless `self_edges`):
         recall_u = |T_u ∩ S_u| / min(k, |S_u|)
     averaged over nodes with ≥ 1 successor. With k = "degree" (k = |S_u| per node) this
-    is SPEC §5's recall@degree (the fraction of true successors in the top-|S_u|);
+    is the paper's recall@degree (the fraction of true successors in the top-|S_u|);
     dividing by min(k, |S_u|) makes a perfect memory score 1 for every k.
     `scores` is an N×N array or a callable rows ↦ (len(rows) × N) score block;
     `successors` = (indptr, indices) CSR lists. Ties are broken by node id.

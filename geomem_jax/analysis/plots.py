@@ -357,3 +357,47 @@ def _dodge(xs, i: int, lines: int, log_x: bool, values: list) -> np.ndarray:
 
 def _num(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- geometry vs reasoning
+
+def _interval_text(lo, hi) -> str:
+    return "[–]" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
+
+
+def plot_geometry_vs_reasoning(result: dict, path, max_cols: int = 4):
+    """One panel per geometry scalar of `correlation.geometry_vs_reasoning`: each experiment's
+    scalar (x) against its held-out first decision (y), titled with Spearman ρ [bootstrap 95% CI]
+    and n."""
+    entries = [e for e in result.get("across", []) if result.get("points", {}).get(e["scalar"])]
+    cols = min(max_cols, max(len(entries), 1))
+    rows = -(-max(len(entries), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows + 0.5), squeeze=False,
+                             sharey=True, layout="constrained")
+    target = result.get("target", "held-out accuracy")
+    for ax, entry in zip(axes.flat, entries):
+        xy_Nx2 = np.asarray(result["points"][entry["scalar"]], float)
+        labels_N = np.asarray(result.get("labels", {}).get(entry["scalar"], [""] * len(xy_Nx2)))
+        for colour, label in enumerate(dict.fromkeys(labels_N)):  # one colour per sweep point
+            at_N = labels_N == label
+            ax.scatter(xy_Nx2[at_N, 0], xy_Nx2[at_N, 1], s=22, alpha=0.75, color=f"C{colour % 10}",
+                       edgecolor="none", label=label or None)
+        rho = entry.get("rho")
+        rho_text = "nan" if rho is None else f"{rho:+.2f}"
+        lo, hi = entry["ci95"]
+        excludes_zero = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        ax.set_title(f"{entry['scalar']}\nρ = {rho_text} {_interval_text(lo, hi)}, n = {entry['n']}",
+                     fontsize=9, fontweight="bold" if excludes_zero else "normal")
+        ax.set_xlabel(entry["scalar"], fontsize=8)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[len(entries):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"held-out {target}", fontsize=8)
+    if result.get("labels") and entries:
+        axes[0, 0].legend(fontsize=7, title="sweep point", title_fontsize=7)
+    if target.startswith("test/first_"):  # an accuracy: show its whole range
+        axes[0, 0].set_ylim(-0.04, 1.04)
+    fig.suptitle(f"Does geometry predict held-out accuracy? one dot per experiment\n"
+                 f"Spearman ρ [paired bootstrap 95% CI] against {target}; bold: the CI excludes 0", fontsize=10)
+    return _save(fig, path)

@@ -88,6 +88,61 @@ def headline_section(summary: dict) -> list[str]:
     return lines
 
 
+GEOMETRY_PLOT = "geometry_vs_reasoning.png"
+
+
+def _rho_text(entry: dict) -> str:
+    """'+0.61 [-0.15, +0.99]'; nan where rho is undefined."""
+    if entry.get("rho") is None:
+        return "nan"
+    lo, hi = entry.get("ci95") or (None, None)
+    interval = "[–]" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
+    return f"{entry['rho']:+.2f} {interval}"
+
+
+def geometry_reasoning_section(result: dict | None, plot_path=None, report_dir=None) -> list[str]:
+    """Markdown of `correlation.geometry_vs_reasoning`: rho per geometry scalar across experiments,
+    the half-rise lag per geometry curve over training, the scatter figure; one line when skipped."""
+    from geomem_jax.analysis.correlation import lag_reading
+
+    if not result:
+        return []
+    lines = ["## Does geometry predict held-out accuracy?", ""]
+    target = result.get("target")
+    if result.get("skipped"):
+        return lines + [f"Not computed: {result['skipped']}.", ""]
+    lines += [f"Across experiments: Spearman rank correlation (average ranks) of each geometry scalar with "
+              f"the held-out `{target}`, 95% paired percentile bootstrap interval (2000 resamples).", ""]
+    if result.get("note"):
+        lines += [f"Every ρ is undefined here: {result['note']}.", ""]
+    if result.get("across"):
+        rows = [[f"`{e['scalar']}`", e["n"], _rho_text(e)] for e in result["across"]]
+        lines += _table(["scalar", "n", "Spearman ρ [95% CI]"], rows)
+    else:
+        lines += [f"No geometry scalar is present in >= {result.get('min_experiments')} of these experiments."]
+    lines += ["", "Over training: lag = step where the held-out accuracy reaches half its rise − the same step "
+              "for the geometry curve (half-rise: halfway from the first evaluated value to the maximum, "
+              "interpolated between evaluations); positive = geometry rises first. Mean [95% Student-t CI] "
+              "over experiments.", ""]
+    if result.get("over_time"):
+        rows = [[f"`{e['scalar']}`", e["n"],
+                 metrics.format_interval({"mean": e["lag_mean"], "lo": e["lag_ci95"][0], "hi": e["lag_ci95"][1],
+                                          "interval": e.get("interval")}, digits=0),
+                 lag_reading(e) if e.get("interval") != "min-max" else "too few experiments"]
+                for e in result["over_time"]]
+        lines += _table(["scalar", "n", "lag in steps, mean [95% CI]", "reading"], rows)
+        if any(e.get("interval") == "min-max" for e in result["over_time"]):
+            lines += ["", metrics.MIN_MAX_NOTE]
+    else:
+        lines += ["No lag: no experiment has both a rising held-out accuracy curve and a rising geometry curve "
+                  "in metrics.jsonl."]
+    lines.append("")
+    if plot_path is not None:
+        rel = os.path.relpath(plot_path, report_dir) if report_dir is not None else str(plot_path)
+        lines += [f"![{pathlib.Path(plot_path).stem}]({rel})", ""]
+    return lines
+
+
 def sweep_plots(summary: dict, report_dir) -> list[pathlib.Path]:
     """One figure per swept hyperparameter: every plotted held-out metric against it."""
     from geomem_jax.analysis import plots
@@ -108,9 +163,12 @@ def write_report(
     notes: list[str] = (),
     summary: dict | None = None,
     make_plots: bool = True,
+    geometry_vs_reasoning: dict | None = None,
 ) -> pathlib.Path:
     """Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
-    first) and its plots against each swept hyperparameter, then notes, the per-experiment
+    first) and its plots against each swept hyperparameter, whether geometry predicts it
+    (`geometry_vs_reasoning`: output of `correlation.geometry_vs_reasoning`, its scatter
+    figure when `make_plots`), then notes, the per-experiment
     scalar table, seed aggregates and the per-experiment plots.
 
     experiments: [{"index", "coords", "scalars"}]; aggregate: output of
@@ -124,6 +182,12 @@ def write_report(
         lines += headline_section(summary)
         for path in sweep_plots(summary, report_dir) if make_plots else []:
             lines += [f"![{path.stem}]({os.path.relpath(path, report_dir)})", ""]
+    scatter = None
+    if make_plots and geometry_vs_reasoning and geometry_vs_reasoning.get("points"):
+        from geomem_jax.analysis import plots as plots_lib
+
+        scatter = plots_lib.plot_geometry_vs_reasoning(geometry_vs_reasoning, report_dir / GEOMETRY_PLOT)
+    lines += geometry_reasoning_section(geometry_vs_reasoning, scatter, report_dir)
     lines += [f"- {note}" for note in notes]
     if notes:
         lines.append("")

@@ -1,4 +1,4 @@
-"""Spectral analysis of node embeddings against the graph's random-walk operator (SPEC §7).
+"""Spectral analysis of node embeddings against the graph's random-walk operator (docs/ANALYSIS.md).
 
 numpy / scipy only. Conventions:
 - A is the undirected 0/1 adjacency (scipy sparse), D = diag(degrees).
@@ -190,7 +190,7 @@ def _row_softmax(logits_NxN: np.ndarray) -> np.ndarray:
 def node2vec_c_matrix(V_NxD: np.ndarray, adjacency) -> np.ndarray:
     """C = (D⁻¹A − P) + (D⁻¹A − P)ᵀ with P = row_softmax(V Vᵀ) (dense; small graphs).
 
-    Node2Vec's full-softmax gradient ascent is ΔV = η C V (SPEC §6); the softmax runs
+    Node2Vec's full-softmax gradient ascent is ΔV = η C V; the softmax runs
     over all N nodes including the node itself.
     """
     V_NxD = np.asarray(V_NxD, dtype=np.float64)
@@ -203,7 +203,7 @@ def node2vec_c_matrix(V_NxD: np.ndarray, adjacency) -> np.ndarray:
 
 
 def node2vec_trajectory_point(V_NxD: np.ndarray, adjacency, eigvecs_NxK: np.ndarray) -> dict:
-    """‖Vᵀ e_i‖ and ‖C e_i‖ for each eigenvector (one point of the SPEC §7 trajectories)."""
+    """‖Vᵀ e_i‖ and ‖C e_i‖ for each eigenvector (one point of the paper's trajectories)."""
     c_NxN = node2vec_c_matrix(V_NxD, adjacency)
     return {
         "proj_V": projection_energy(V_NxD, eigvecs_NxK),

@@ -1,4 +1,4 @@
-"""Node2Vec as pure, vmappable JAX: the analysable model of SPEC §6–§7.
+"""Node2Vec as pure, vmappable JAX: the analysable model of the paper (docs/ANALYSIS.md).
 
 Two objectives share one `Program` (see `geomem_jax.program`):
 
@@ -48,7 +48,6 @@ scalar "how geometric" score, k = align_k, default 2), "edge/recall_at_5",
 logits V Uᵀ; projections and geometric level use the input table V.
 """
 
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,18 +56,7 @@ import optax
 
 from geomem_jax.errors import ConfigError
 from geomem_jax.models.common import rowwise_normal
-
-try:  # the lead's protocol; identical local fallback keeps this module importable alone
-    from geomem_jax.program import Program
-except ImportError:  # pragma: no cover
-    from collections.abc import Callable
-    from typing import NamedTuple
-
-    class Program(NamedTuple):
-        init: Callable[..., Any]
-        step: Callable[..., Any]
-        evaluate: Callable[..., Any]
-
+from geomem_jax.program import Program, guarded_update, initial_state
 
 MAX_DENSE_NODES = 5000
 _NEG = -1e30  # finite "−∞": exp underflows to 0 without NaN from 0·(−∞)
@@ -369,10 +357,7 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
         params = {"V": rowwise_normal(key_v, rows) * scale_mask}
         if untied:
             params["U"] = rowwise_normal(key_u, rows) * scale_mask
-        state = {"params": params, "key": key_state, "step": jnp.zeros((), jnp.int32)}
-        if optimizer == "adam":
-            state["opt"] = adam.init(params)
-        return state
+        return initial_state(params, adam.init(params) if optimizer == "adam" else {}, key_state)
 
     def _full_softmax_loss(params, data):
         # descent on −J; reported per valid node
@@ -398,17 +383,14 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
             grads = jax.tree.map(lambda g: g * n_valid, grads)
         else:
             loss, grads = jax.value_and_grad(_sgns_batch_loss)(params, sub, data)
-        new_state = dict(state)
+        opt_state = state["opt_state"]
         if optimizer == "adam":
-            updates, new_state["opt"] = adam.update(grads, state["opt"], params)
-            direction = updates  # already the descent direction at unit lr
+            direction, opt_state = adam.update(grads, opt_state, params)  # the descent direction at unit lr
         else:
             direction = jax.tree.map(lambda g: -g, grads)
         lr, wd = hp["lr"], hp["weight_decay"]
-        new_state["params"] = jax.tree.map(lambda w, d: w + lr * d - lr * wd * w, params, direction)
-        new_state["key"] = key
-        new_state["step"] = state["step"] + 1
-        return new_state, {"train/loss": loss}
+        params = jax.tree.map(lambda w, d: w + lr * d - lr * wd * w, params, direction)
+        return guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
 
     def evaluate(state, hp, data):
         params = state["params"]
@@ -425,6 +407,7 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
         else:
             loss = _sgns_batch_loss(params, jax.random.fold_in(state["key"], 0x5EED), data)
         out = {
+            "diverged_at": state["diverged_at"],
             "train/loss": loss,
             "edge/recall_at_5": recall_at_5(logits_NxN, data["adj_NxN"], node_mask_N),
             "geometry/level": geometric_level(V, data["adj_NxN"]),
@@ -461,12 +444,13 @@ def max_degree(graph) -> int:
 
 
 def program_for_config(cfg, graph_list, exps):
-    """(Program, stacked data with leading axis S, table paths) for the lead's host loop.
+    """(Program, stacked data with leading axis S, table paths) for the host loop (`geomem_jax.loop`).
 
     Reads cfg.model: width (= dim m), tied, node2vec_objective, walk_length,
     walks_per_node, window, negatives, walk_p, walk_q; cfg.graph.self_edges.
     Optimizer: plain gradient ascent for "full_softmax" (the paper), Adam for
-    "sgns"; lr is constant (cfg.opt.schedule/warm-up are not applied). Eigenvectors
+    "sgns"; lr is constant (`config.check_node2vec_keys` refuses a schedule, warm-up, dropout or
+    dtype other than their neutral values). Eigenvectors
     stored: min(N_pad, 32) (alignment stays exact, see `spectral_alignment`).
     """
     m = cfg.model

@@ -1,4 +1,4 @@
-"""Decoder-only Transformer (flax.linen) with every ablation switch of SPEC §4.
+"""Decoder-only Transformer (flax.linen) with every ablation switch of the paper.
 
 Pre-LayerNorm blocks, causal multi-head attention, GELU MLP (4x), learned absolute
 positions, tied input/output embeddings. Switches: attention / residual /
