@@ -401,3 +401,40 @@ def plot_geometry_vs_reasoning(result: dict, path, max_cols: int = 4):
     fig.suptitle(f"Does geometry predict held-out accuracy? one dot per experiment\n"
                  f"Spearman ρ [paired bootstrap 95% CI] against {target}; bold: the CI excludes 0", fontsize=10)
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- scale ladder
+
+def plot_ladder(rungs: list[dict], axis: str, path, largest=None, works_mean: float = 0.5,
+                over_chance: float = 10.0):
+    """Held-out first decision and exact match (mean ± 95% CI over seeds) against the ladder's
+    size axis, with chance (1/d), the "works" threshold max(works_mean, over_chance × chance),
+    and the largest working rung marked. rungs: `ladder.rungs`."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    xs = np.array([r[axis] for r in rungs], float)
+    curves = (("test/first_token", "first decision", "C0"), ("test/exact_match", "exact match", "C1"))
+    for name, label, colour in curves:
+        have = [i for i, r in enumerate(rungs) if r.get(name) and r[name].get("mean") is not None]
+        if have:
+            stats = [rungs[i][name] for i in have]
+            ax.errorbar(xs[have], [s["mean"] for s in stats], yerr=_error_bars(stats), marker="o", capsize=4,
+                        color=colour, label=label, linewidth=1.6)
+    chance = np.array([r["chance"] for r in rungs])
+    ax.plot(xs, chance, color="grey", linestyle=":", label="chance (1/d)")
+    ax.plot(xs, np.maximum(works_mean, over_chance * chance), color="grey", linestyle="--", linewidth=1,
+            label=f"works: ≥ {works_mean} and ≥ {over_chance:g}× chance")
+    if largest is not None:
+        ax.axvline(largest[axis], color="C2", alpha=0.3, linewidth=4, zorder=0,
+                   label=f"largest working {axis} = {largest[axis]}")
+    if axis == "degree":
+        ax.set_xscale("log")
+    ax.set_xticks(xs, [_num(int(x)) for x in xs])
+    ax.minorticks_off()
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel({"degree": "degree d (arms; log scale)", "path_length": "path length ℓ"}[axis])
+    ax.set_ylabel("held-out accuracy (mean over seeds)")
+    n = sorted({r["n"] for r in rungs})
+    ax.set_title(f"Scale ladder: in-weights path-finding vs {axis} ({'/'.join(map(str, n))} seeds per rung)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -9,6 +9,7 @@ import pathlib
 import numpy as np
 
 from geomem_jax import metrics
+from geomem_jax.analysis import ladder
 from geomem_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported)
 
 summarise = metrics.metric_stats  # the one definition of the seed statistics: metrics.mean_ci
@@ -89,6 +90,7 @@ def headline_section(summary: dict) -> list[str]:
 
 
 GEOMETRY_PLOT = "geometry_vs_reasoning.png"
+LADDER_PLOT = "scale_ladder.png"
 
 
 def _rho_text(entry: dict) -> str:
@@ -166,7 +168,8 @@ def write_report(
     geometry_vs_reasoning: dict | None = None,
 ) -> pathlib.Path:
     """Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
-    first) and its plots against each swept hyperparameter, whether geometry predicts it
+    first) and its plots against each swept hyperparameter, the scale ladder when the run is one
+    (`ladder`: accuracy per graph size, the largest that works, `scale_ladder.png`), whether geometry predicts it
     (`geometry_vs_reasoning`: output of `correlation.geometry_vs_reasoning`, its scatter
     figure when `make_plots`), then notes, the per-experiment
     scalar table, seed aggregates and the per-experiment plots.
@@ -182,6 +185,15 @@ def write_report(
         lines += headline_section(summary)
         for path in sweep_plots(summary, report_dir) if make_plots else []:
             lines += [f"![{path.stem}]({os.path.relpath(path, report_dir)})", ""]
+    if summary and (axis := ladder.ladder_axis(summary)):
+        figure = None
+        if make_plots:
+            from geomem_jax.analysis import plots as plots_lib
+
+            table = ladder.rungs(summary)
+            figure = plots_lib.plot_ladder(table, axis, report_dir / LADDER_PLOT, ladder.largest_working(table, axis),
+                                           ladder.WORKS_MEAN, ladder.WORKS_OVER_CHANCE)
+        lines += ladder.ladder_section(summary, figure, report_dir)
     scatter = None
     if make_plots and geometry_vs_reasoning and geometry_vs_reasoning.get("points"):
         from geomem_jax.analysis import plots as plots_lib
