@@ -13,11 +13,11 @@ Presets:
   paper_degree   accelerators: GPT-mid (12 x 384, 8 heads), the paper's recipe, d up to 10^4
   paper_length   accelerators: GPT-mid, G(1000, l), l in {4, 6, 8, 10}, pauses = l
   smoke          two tiny rungs, a few steps (the test suite)
-Chance for the first decision is 1/d (the arms out of the root); `docs/SCALING.md` says
-which rung is the largest that works.
+Chance for the first decision is 1/d (the arms out of the root); `geomem analyze` names the
+largest rung that works (docs/ANALYSIS.md, "Scale ladder").
 """
 
-from geomem_jax.config import base_config
+from geomem_jax.config import load_config
 
 PRESETS = ("degree", "length", "paper_degree", "paper_length", "smoke")
 DEGREES = (100, 200, 500, 1000, 2000)
@@ -28,37 +28,26 @@ PAPER_LENGTHS = (4, 6, 8, 10)
 
 def get_config(arg=None):
     arg = arg or "degree"
-    c = base_config()
+    if arg.startswith("paper"):  # GPT-mid and the paper's recipe (configs/pathstar.py:g10000_l6); pauses = l
+        c = load_config("configs/pathstar.py:g10000_l6")
+        c.task.target, c.sweep.seeds = "hardest_token", (0, 1, 2, 3)  # the CPU ladder's task, continued
+    else:  # the quick start's model and recipe (configs/quickstart.py), held fixed at every rung
+        c = load_config("configs/quickstart.py")
+        c.train.steps, c.eval.every = 6000, 1000
     c.name = f"scaling_{arg}"
-    c.graph.family = "path_star"
-    c.task.target = "hardest_token"
-    c.task.pause_tokens = 1
-    # The quick start's setting (configs/quickstart.py), held fixed at every rung.
-    c.model.layers, c.model.width, c.model.heads = 1, 64, 2
-    c.train.steps, c.train.batch_size = 6000, 256
-    c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps, c.opt.schedule = 1e-2, 1.0, 100, "cosine"
-    c.eval.every = 1000
-    c.sweep.seeds = (0, 1, 2, 3)
     if arg == "degree":
         c.graph.degree, c.graph.path_length = DEGREES[0], 5
         c.sweep.graphs = tuple({"degree": d} for d in DEGREES)
     elif arg == "length":
         c.graph.degree, c.graph.path_length = 200, LENGTHS[0]
         c.sweep.graphs = tuple({"path_length": length} for length in LENGTHS)
-    elif arg.startswith("paper"):
-        # GPT-mid and the paper's optimiser (configs/pathstar.py's g* presets); pauses = l.
-        c.model.layers, c.model.width, c.model.heads = 12, 384, 8
-        c.train.steps, c.train.batch_size = 200_000, 1024
-        c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps = 5e-5, 0.01, 1000
-        c.eval.every, c.ckpt.every = 5000, 5000
-        c.eval.node_chunk, c.eval.row_chunk = 256, 256
-        if arg == "paper_degree":
-            c.graph.degree, c.graph.path_length, c.task.pause_tokens = PAPER_DEGREES[0], 6, 6
-            c.sweep.graphs = tuple({"degree": d} for d in PAPER_DEGREES)
-        else:
-            c.graph.degree, c.graph.path_length = 1000, PAPER_LENGTHS[0]
-            c.task.pause_tokens = max(PAPER_LENGTHS)  # one program: the longest rung's pauses
-            c.sweep.graphs = tuple({"path_length": length} for length in PAPER_LENGTHS)
+    elif arg == "paper_degree":
+        c.graph.degree, c.graph.path_length, c.task.pause_tokens = PAPER_DEGREES[0], 6, 6
+        c.sweep.graphs = tuple({"degree": d} for d in PAPER_DEGREES)
+    elif arg == "paper_length":
+        c.graph.degree, c.graph.path_length = 1000, PAPER_LENGTHS[0]
+        c.task.pause_tokens = max(PAPER_LENGTHS)  # one program: the longest rung's pauses
+        c.sweep.graphs = tuple({"path_length": length} for length in PAPER_LENGTHS)
     else:  # smoke
         c.graph.degree, c.graph.path_length = 4, 3
         c.sweep.graphs = ({"degree": 4}, {"degree": 8})
