@@ -8,6 +8,8 @@ A run is a ladder when it sweeps ≥ 2 path-star graphs that differ in one size 
 
 from __future__ import annotations
 
+import os
+
 from geomem_jax import metrics
 
 SIZE_AXES = ("degree", "path_length")
@@ -61,8 +63,6 @@ def largest_working(rungs_: list[dict], axis: str) -> dict | None:
 
 def ladder_section(summary: dict, plot_path=None, report_dir=None) -> list[str]:
     """Markdown: accuracy per rung with chance and a works column, and the largest working rung."""
-    import os
-
     axis = ladder_axis(summary)
     if axis is None:
         return []
