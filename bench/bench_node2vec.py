@@ -1,11 +1,13 @@
-"""Benchmark: the paper's Node2Vec on the four tiny graphs, 4 × 32 experiments in ONE jit(vmap).
+"""Benchmark: the paper's Node2Vec on the four tiny graphs, 4 × 32 experiments in ONE vmapped sweep.
 
 G(4, 5) path-star (17 nodes), grid R(4, 4), cycle C(15), irregular (16 nodes), all
 padded to 17 nodes; tied table m = 100, init N(0, 1), full-softmax objective,
 plain gradient ascent lr 0.01, 10,000 steps, 32 seeds each. Reports wall time
 (compile included, and the compile alone) and, per graph, the spectral alignment
 (fraction of the non-trivial embedding energy on the k = 2 smoothest non-trivial
-eigenvectors of D⁻¹A + (D⁻¹A)ᵀ), edge recall@5 and the geometric level.
+eigenvectors of D⁻¹A + (D⁻¹A)ᵀ), edge recall@5 and the geometric level. The sweep runs as
+`geomem train` runs it (geomem_jax.loop): jit(vmap(init)), the steps in one loop.jit_chunk,
+jit(vmap(evaluate)).
 Writes bench/results/node2vec.json and bench/results/node2vec.md.
 
 Run: python bench/bench_node2vec.py [--steps 10000] [--seeds 32]
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomem_jax import graphs
+from geomem_jax import graphs, loop
 from geomem_jax.models import node2vec as n2v
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
@@ -63,16 +65,17 @@ def main(steps: int, seeds: int, dim: int, lr: float) -> dict:
     keys = jax.vmap(jax.random.PRNGKey)(jnp.tile(jnp.arange(seeds), len(graph_list)))
     prog = n2v.make_node2vec_program(dim=dim)
 
-    def one(key, h, d):
-        state = prog.init(key, h, d)
-        state, losses = n2v.train_steps(prog, state, h, d, steps)
-        return prog.evaluate(state, h, d), losses[-1]
+    init, chunk = jax.jit(jax.vmap(prog.init)), loop.jit_chunk(prog, steps)
+    evaluate = jax.jit(jax.vmap(prog.evaluate))
 
-    fn = jax.jit(jax.vmap(one))
     t0 = time.perf_counter()
-    compiled = fn.lower(keys, hp, data).compile()
+    state_shapes = jax.eval_shape(init, keys, hp, data)
+    init_c = init.lower(keys, hp, data).compile()
+    chunk_c = chunk.lower(state_shapes, hp, data).compile()
+    evaluate_c = evaluate.lower(state_shapes, hp, data).compile()
     t_compile = time.perf_counter() - t0
-    ev, final_loss = jax.block_until_ready(compiled(keys, hp, data))
+    state, _ = chunk_c(init_c(keys, hp, data), hp, data)
+    ev = jax.block_until_ready(evaluate_c(state, hp, data))
     t_total = time.perf_counter() - t0
 
     per = {}

@@ -33,7 +33,7 @@ def get_config(arg=None):
         c.task.target, c.sweep.seeds = "hardest_token", (0, 1, 2, 3)  # the CPU ladder's task, continued
     else:  # the quick start's model and recipe (configs/quickstart.py), held fixed at every rung
         c = load_config("configs/quickstart.py")
-        c.train.steps, c.eval.every = 6000, 1000
+        c.train.steps, c.eval.every = 5000, 500  # both CPU ladders in <= 45 min on 2 cores
     c.name = f"scaling_{arg}"
     if arg == "degree":
         c.graph.degree, c.graph.path_length = DEGREES[0], 5

@@ -81,7 +81,8 @@ FLAG_HELP = {  # (command, flag) first, then (None, flag) for flags that mean th
     ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py "
                               "(<graph>_<model>[_self_edges])"),
     ("reproduce", "only"): FlagHelp("CLAIM,...", "only these claims: in_weights, hardest_token, in_context, "
-                                    "edge_directions, frozen_embeddings, tiny_graphs, precision, knobs, pause_tokens"),
+                                    "edge_directions, frozen_embeddings, tiny_graphs, precision, knobs, pause_tokens "
+                                    "(default: all of these); scale_ladder runs only when named (≈ 1 h on 2 cores)"),
     ("zoo", "self-edges"): FlagHelp(None, "the _self_edges variant of every preset (graph.self_edges=true)",
                                     "graph.self_edges"),
     ("reproduce", "quick"): FlagHelp(None, "CI-sized runs (minutes): tests the pipeline, every verdict INCONCLUSIVE"),

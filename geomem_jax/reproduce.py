@@ -34,8 +34,9 @@ from geomem_jax.errors import ConfigError, UserError
 
 CLAIMS = (
     "in_weights", "hardest_token", "in_context", "edge_directions",
-    "frozen_embeddings", "tiny_graphs", "precision", "knobs", "pause_tokens",
+    "frozen_embeddings", "tiny_graphs", "precision", "knobs", "pause_tokens", "scale_ladder",
 )
+OPT_IN = ("scale_ladder",)  # beyond the paper and long (≈ 40 min on 2 cores): run only when named in --only
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 
@@ -77,6 +78,11 @@ class Scale:
     knobs: tuple  # (config spec, overrides)
     pauses: tuple
     pause_every: int  # eval.every of the pause runs (the resolution of "steps to target")
+    long_paths: tuple  # ((d, l), ...): pause tokens where the paper used them, one padded program per p
+    long_pauses: tuple
+    long_overrides: tuple  # extra overrides on `base` for the long-path pause runs (steps, eval.every)
+    ladders: tuple  # ((name, config spec), ...): configs/scaling.py ladders of the scale_ladder claim
+    ladder_seeds: int  # seeds per ladder run unless --seeds is given
 
 
 _QS = "configs/quickstart.py"
@@ -93,6 +99,9 @@ SCALES = {
         zoo_models=("transformer", "neural_net", "associative", "node2vec"),
         knobs=("configs/knobs.py:paper", (("ckpt.every", "10000"),)),
         pauses=(0, 1, 2, 4), pause_every=100,
+        long_paths=((100, 8), (100, 10)), long_pauses=(0, 1, 2, 4, 8),
+        long_overrides=(("train.steps", "4000"), ("eval.every", "200"), ("ckpt.every", "1000")),
+        ladders=(("degree", "configs/scaling.py:degree"), ("length", "configs/scaling.py:length")), ladder_seeds=4,
     ),
     # CI: a few minutes; verdicts are computed but sizes are too small to decide.
     "quick": Scale(
@@ -115,6 +124,9 @@ SCALES = {
         knobs=("configs/knobs.py:paper", (("model.width", "32"), ("train.steps", "200"), ("eval.every", "100"),
                                           ("ckpt.every", "200"))),
         pauses=(0, 1, 2, 4), pause_every=100,
+        long_paths=((20, 6),), long_pauses=(0, 2),
+        long_overrides=(("train.steps", "300"), ("eval.every", "100"), ("ckpt.every", "300")),
+        ladders=(("smoke", "configs/scaling.py:smoke"),), ladder_seeds=2,
     ),
     # The paper's sizes (accelerators; not run on the CPU): G(5000, 5) GPT-mid, release zoo, knobs.
     "paper": Scale(
@@ -127,6 +139,10 @@ SCALES = {
         zoo_models=("transformer", "neural_net", "associative", "node2vec"),
         knobs=("configs/knobs.py:paper", ()),
         pauses=(0, 1, 5, 10), pause_every=1000,
+        long_paths=((1000, 8), (1000, 10)), long_pauses=(0, 1, 2, 4, 8), long_overrides=(("eval.every", "1000"),),
+        ladders=(("paper_degree", "configs/scaling.py:paper_degree"),
+                 ("paper_length", "configs/scaling.py:paper_length")),
+        ladder_seeds=4,
     ),
 }
 
@@ -143,15 +159,16 @@ class RunSpec:
 
     def build(self):
         cfg = config_lib.load_config(self.config)
-        for dotted, text in self.overrides:
+        for dotted, text in self._overrides():
             config_lib.apply_override(cfg, dotted, text)
-        config_lib.apply_override(cfg, "sweep.seeds", str(tuple(range(self.seeds))))
         return cfg
+
+    def _overrides(self) -> tuple:
+        return (*self.overrides, ("sweep.seeds", str(tuple(range(self.seeds)))))
 
     def command(self, workdir) -> str:
         """The equivalent `geomem train` command line."""
-        merged = dict(self.overrides)  # a later override of the same key wins, as in build()
-        merged["sweep.seeds"] = str(tuple(range(self.seeds)))
+        merged = dict(self._overrides())  # a later override of the same key wins, as in build()
         flags = " ".join(f"--config.{k}={_shell(v)}" for k, v in merged.items())
         return f"geomem train --config={self.config} {flags} --workdir={pathlib.Path(workdir) / self.key}"
 
@@ -190,6 +207,12 @@ def plan(scale: Scale, seeds: int) -> dict[str, list[RunSpec]]:
     pauses = [base if reuse(p) else base_run(scale, seeds, key=f"pause_tokens/p{p}", overrides=(
         ("task.pause_tokens", str(p)), ("eval.every", str(scale.pause_every))))
         for p in scale.pauses]
+    long_graphs = str(tuple({"degree": d, "path_length": length} for d, length in scale.long_paths))
+    long_pauses = [base_run(scale, seeds, key=f"pause_tokens/long_p{p}", overrides=(
+        ("task.pause_tokens", str(p)), *scale.long_overrides, ("sweep.graphs", long_graphs)))
+        for p in scale.long_pauses]
+    ladder_seeds = scale.ladder_seeds if seeds == scale.seeds else seeds  # --seeds also sets the ladders'
+    ladders = [RunSpec(f"scale_ladder/{name}", spec, (), ladder_seeds) for name, spec in scale.ladders]
     return {
         "in_weights": [full, mamba],
         "hardest_token": [base],
@@ -199,7 +222,8 @@ def plan(scale: Scale, seeds: int) -> dict[str, list[RunSpec]]:
         "tiny_graphs": [],  # trained by zoo.run_zoo (its own resumable loop)
         "precision": precision,  # float32 (one per zoo graph), then bfloat16
         "knobs": [knobs, knobs_self],
-        "pause_tokens": pauses,
+        "pause_tokens": [*pauses, *long_pauses],  # G(base) first, then the long paths (one run per p)
+        "scale_ladder": ladders,
     }
 
 
@@ -773,40 +797,131 @@ def read_curves(run_dir, metric: str = FIRST) -> dict[int, list[tuple[int, float
     return curves
 
 
-def claim_pause_tokens(ctx: Context) -> list[Row]:
-    specs = ctx.plan["pause_tokens"]
-    steps_by_pause, curves_by_pause, total = {}, {}, None
-    for p, spec in zip(ctx.scale.pauses, specs):
-        ctx.run(spec)
-        curves = read_curves(ctx.workdir / spec.key)
-        total = spec.build().train.steps
-        steps_by_pause[p] = steps_stat([steps_to_target(c) for c in curves.values()], total)
-        curves_by_pause[p] = curves
-    chance = 1.0 / _degree_of(ctx, specs[0])
-    ctx.plot_data["pause_tokens"] = (curves_by_pause, chance)
-    resolution = ctx.scale.pause_every
+def pause_steps(specs_by_pause: dict, read_summary, workdir, graph_of=None) -> tuple[dict, dict, int]:
+    """Steps to PAUSE_TARGET per pause count, for one graph of each run.
 
+    specs_by_pause: {p: RunSpec}; read_summary(spec) -> summary.json (trains if needed);
+    graph_of: graph index to keep (None: every experiment). Returns ({p: steps_stat},
+    {p: {experiment: curve}}, total steps)."""
+    steps, curves_by_pause, total = {}, {}, None
+    for p, spec in specs_by_pause.items():
+        summary = read_summary(spec)
+        keep = {e["index"] for e in summary["experiments"]
+                if graph_of is None or e.get("coords", {}).get("graph", 0) == graph_of}
+        curves = {i: c for i, c in read_curves(pathlib.Path(workdir) / spec.key).items() if i in keep}
+        total = spec.build().train.steps
+        steps[p] = steps_stat([steps_to_target(c) for c in curves.values()], total)
+        curves_by_pause[p] = curves
+    return steps, curves_by_pause, total
+
+
+def _pause_row(size: str, steps_by_pause: dict, total: int, resolution: int, chance: float, runs: list) -> Row:
     def cell(p, s):
         censored = f", {s['censored']} never reached" if s["censored"] else ""
         return f"p={p}: {s['mean']:.0f} ± {s['ci95']:.0f} steps{censored}"
 
-    return [Row(
-        "pause_tokens", "pause tokens speed convergence",
-        f"Steps until held-out first decision ≥ {PAUSE_TARGET} (evaluated every {resolution} steps), per pause count.",
+    return Row(
+        "pause_tokens", f"pause tokens speed convergence, {size}",
+        f"{size}: steps until held-out first decision ≥ {PAUSE_TARGET} (evaluated every {resolution} steps), "
+        "per pause count.",
         "; ".join(cell(p, s) for p, s in steps_by_pause.items()), f"{chance:.3g} (1/d)",
-        "pause tokens speed up convergence",
+        "pause tokens speed up convergence (shown on long paths)",
         f"t_p = mean steps to {PAUSE_TARGET} (never reached = {total}, a lower bound). PASS if some p ≥ 1 is faster "
         f"than p = 0 by > max({resolution} steps, CI) and none slower; FAIL if some p ≥ 1 is slower and none faster",
-        verdict_pauses(steps_by_pause, resolution),
-        [f"- run {ctx.link(s.key)}: p = {p}" for p, s in zip(ctx.scale.pauses, specs)],
-    )]
+        verdict_pauses(steps_by_pause, resolution), runs,
+    )
+
+
+def claim_pause_tokens(ctx: Context) -> list[Row]:
+    """One row at the base graph, then one per long path of `scale.long_paths` (each p one padded run)."""
+    specs = ctx.plan["pause_tokens"]
+    base_specs = dict(zip(ctx.scale.pauses, specs))
+    long_specs = dict(zip(ctx.scale.long_pauses, specs[len(base_specs):]))
+    base_cfg = specs[0].build()
+    steps, curves, total = pause_steps(base_specs, ctx.run, ctx.workdir)
+    chance = 1.0 / base_cfg.graph.degree
+    ctx.plot_data["pause_tokens"] = [(f"G({base_cfg.graph.degree}, {base_cfg.graph.path_length})", curves, chance)]
+    runs = [f"- run {ctx.link(s.key)}: p = {p}" for p, s in base_specs.items()]
+    rows = [_pause_row(ctx.plot_data["pause_tokens"][0][0], steps, total, ctx.scale.pause_every, chance, runs)]
+    resolution = int(long_specs[next(iter(long_specs))].build().eval.every) if long_specs else 0
+    long_runs = [f"- run {ctx.link(s.key)}: p = {p}, graphs " + ", ".join(f"G{size}" for size in ctx.scale.long_paths)
+                 for p, s in long_specs.items()]
+    for graph, (d, length) in enumerate(ctx.scale.long_paths):
+        steps, curves, total = pause_steps(long_specs, ctx.run, ctx.workdir, graph_of=graph)
+        ctx.plot_data["pause_tokens"].append((f"G({d}, {length})", curves, 1.0 / d))
+        rows.append(_pause_row(f"G({d}, {length})", steps, total, resolution, 1.0 / d, long_runs))
+    return rows
+
+
+def verdict_ladder(rungs_: list[dict]) -> str:
+    """Does in-weights path-finding work on the ladder's smallest graph, and is its limit settled?
+
+    threshold(r) = max(0.5, 10 × chance) (`analysis.ladder.threshold`); hi = the upper end of a
+    rung's first-decision interval. FAIL: hi < threshold at the smallest rung (it does not work
+    even there). PASS: the smallest rung works and the limit is settled (the largest working rung
+    is the last rung, or the rung after it has hi < threshold). INCONCLUSIVE otherwise."""
+    from geomem_jax.analysis import ladder
+
+    def hi(r):
+        return (r.get(ladder.FIRST_DECISION) or {}).get("hi")
+
+    if not rungs_ or hi(rungs_[0]) is None:
+        return INCONCLUSIVE
+    if hi(rungs_[0]) < ladder.threshold(rungs_[0]):
+        return FAIL
+    if not rungs_[0]["works"]:
+        return INCONCLUSIVE
+    last = max(i for i, r in enumerate(rungs_) if r["works"])
+    if last == len(rungs_) - 1:
+        return PASS
+    after = rungs_[last + 1]
+    return PASS if hi(after) is not None and hi(after) < ladder.threshold(after) else INCONCLUSIVE
+
+
+def claim_scale_ladder(ctx: Context) -> list[Row]:
+    from geomem_jax import metrics
+    from geomem_jax.analysis import ladder
+
+    def interval(rung, name=ladder.FIRST_DECISION):
+        return metrics.format_interval(rung[name])
+
+    rows, ctx.plot_data["scale_ladder"] = [], []
+    for spec in ctx.plan["scale_ladder"]:
+        summary = ctx.run(spec)
+        axis = ladder.ladder_axis(summary)
+        if axis is None:
+            raise UserError(f"{ctx.workdir / spec.key}: {spec.config} is not a ladder "
+                            "(path-stars differing in one size)")
+        rungs_ = ladder.rungs(summary)
+        best = ladder.largest_working(rungs_, axis)
+        ctx.plot_data["scale_ladder"].append((spec.key.split("/")[-1], rungs_, axis, best))
+        symbol = {"degree": "d", "path_length": "ℓ"}[axis]
+        cfg = spec.build()
+        fixed = (f"ℓ = {cfg.graph.path_length}" if axis == "degree" else f"d = {cfg.graph.degree}")
+        measured = "; ".join(f"{symbol}={r[axis]}: {interval(r)}" for r in rungs_)
+        best_text = f"largest working {symbol} = {best[axis]} ({interval(best)})" if best else "no rung works"
+        rows.append(Row(
+            "scale_ladder", f"scale ladder over {axis} ({fixed})",
+            f"Held-out first decision per {axis} at {fixed}, one model and budget at every rung "
+            f"({cfg.model.family} {cfg.model.layers} × {cfg.model.width}, {cfg.train.steps} steps; {spec.config}).",
+            f"{best_text}; {measured}", "1/d per rung",
+            "in-weights path-finding works on large path-stars (G(5000, 5), G(10⁴, 6) with GPT-mid); "
+            "no curve between sizes",
+            f"a rung works if mean ≥ max({ladder.WORKS_MEAN}, {ladder.WORKS_OVER_CHANCE:g}× chance). FAIL if the "
+            "smallest rung's CI ends below that; PASS if the smallest rung works and the limit is settled (the "
+            "largest working rung is the last, or the next rung's CI ends below its threshold); else INCONCLUSIVE",
+            verdict_ladder(rungs_),
+            [f"- run {ctx.link(spec.key)}: {symbol} = {r[axis]}: first decision {interval(r)}, exact match "
+             f"{interval(r, ladder.EXACT_MATCH)}, {'works' if r['works'] else 'does not work'}" for r in rungs_],
+        ))
+    return rows
 
 
 CLAIM_FUNCS = {
     "in_weights": claim_in_weights, "hardest_token": claim_hardest_token, "in_context": claim_in_context,
     "edge_directions": claim_edge_directions, "frozen_embeddings": claim_frozen_embeddings,
     "tiny_graphs": claim_tiny_graphs, "precision": claim_precision, "knobs": claim_knobs,
-    "pause_tokens": claim_pause_tokens,
+    "pause_tokens": claim_pause_tokens, "scale_ladder": claim_scale_ladder,
 }
 CLAIM_TITLES = {
     "in_weights": "In-weights path-star (Transformer, Mamba)",
@@ -818,15 +933,17 @@ CLAIM_TITLES = {
     "precision": "Precision behind the paper's E W Eᵀ margins: float32 and bfloat16",
     "knobs": "Knobs that flip associative ↔ geometric memory",
     "pause_tokens": "Pause tokens and convergence speed",
+    "scale_ladder": "Beyond the paper: how far in-weights path-finding scales",
 }
 
 
 # --------------------------------------------------------------------------- entry point
 
 def parse_only(only) -> list[str]:
-    """None -> every claim; 'a,b' or ['a', 'b'] -> those, in CLAIMS order (unknown names are errors)."""
+    """None -> every claim but the OPT_IN ones; 'a,b' or ['a', 'b'] -> those, in CLAIMS order (unknown
+    names are errors)."""
     if only is None:
-        return list(CLAIMS)
+        return [c for c in CLAIMS if c not in OPT_IN]
     names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
     for name in names:
         if name not in CLAIMS:
@@ -960,7 +1077,7 @@ def _hms(seconds: float) -> str:
 # --------------------------------------------------------------------------- plots and report
 
 def write_plots(workdir: pathlib.Path, plot_data: dict) -> dict[str, str]:
-    """PNG files next to REPRODUCTION.md (matplotlib Agg); returns {claim: file name}."""
+    """PNG files next to REPRODUCTION.md (matplotlib Agg); returns {claim: [file names]}."""
     if not plot_data:
         return {}
     import matplotlib
@@ -971,21 +1088,28 @@ def write_plots(workdir: pathlib.Path, plot_data: dict) -> dict[str, str]:
 
     out = {}
     if "pause_tokens" in plot_data:
-        curves_by_pause, chance = plot_data["pause_tokens"]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for p, curves in curves_by_pause.items():
-            steps = sorted({s for c in curves.values() for s, _ in c})
-            vals = np.array([[dict(c).get(s, np.nan) for s in steps] for c in curves.values()], float)
-            mean = np.nanmean(vals, axis=0)
-            ax.plot(steps, mean, marker=".", label=f"{p} pause token{'s' if p != 1 else ''}")
-            if vals.shape[0] > 1:
-                ax.fill_between(steps, np.nanmin(vals, axis=0), np.nanmax(vals, axis=0), alpha=0.15)
-        ax.axhline(PAUSE_TARGET, color="k", ls="--", lw=0.8, label=f"target {PAUSE_TARGET}")
-        ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance 1/d")
-        ax.set_xlabel("step"), ax.set_ylabel("held-out first-decision accuracy")
-        ax.set_title("Pause tokens: mean over seeds (band: min–max)"), ax.legend(fontsize=8)
+        sizes = plot_data["pause_tokens"]  # [(graph label, {p: {experiment: curve}}, chance)]
+        fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4), squeeze=False, sharey=True)
+        for ax, (size, curves_by_pause, chance) in zip(axes[0], sizes):
+            for p, curves in curves_by_pause.items():
+                steps = sorted({s for c in curves.values() for s, _ in c})
+                vals = np.array([[dict(c).get(s, np.nan) for s in steps] for c in curves.values()], float)
+                ax.plot(steps, np.nanmean(vals, axis=0), marker=".", label=f"{p} pause token{'s' if p != 1 else ''}")
+                if vals.shape[0] > 1:
+                    ax.fill_between(steps, np.nanmin(vals, axis=0), np.nanmax(vals, axis=0), alpha=0.15)
+            ax.axhline(PAUSE_TARGET, color="k", ls="--", lw=0.8, label=f"target {PAUSE_TARGET}")
+            ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance 1/d")
+            ax.set_xlabel("step"), ax.set_title(size), ax.grid(True, alpha=0.3)
+        axes[0, 0].set_ylabel("held-out first decision (mean over seeds)"), axes[0, 0].legend(fontsize=8)
+        fig.suptitle("Pause tokens: mean over seeds (band: min–max)")
         fig.tight_layout(), fig.savefig(workdir / "pause_tokens.png", dpi=110), plt.close(fig)
-        out["pause_tokens"] = "pause_tokens.png"
+        out["pause_tokens"] = ["pause_tokens.png"]
+    if "scale_ladder" in plot_data:
+        from geomem_jax.analysis import ladder, plots
+
+        out["scale_ladder"] = [plots.plot_ladder(rungs_, axis, workdir / f"scale_ladder_{name}.png", best,
+                                                 ladder.WORKS_MEAN, ladder.WORKS_OVER_CHANCE).name
+                               for name, rungs_, axis, best in plot_data["scale_ladder"]]
     if "edge_directions" in plot_data:
         stats, chance = plot_data["edge_directions"]
         names = list(stats)
@@ -997,7 +1121,7 @@ def write_plots(workdir: pathlib.Path, plot_data: dict) -> dict[str, str]:
         ax.set_ylim(0, 1.05), ax.set_ylabel("held-out first decision (mean ± 95% CI)")
         ax.set_title("Edge directions in the training data"), ax.legend(fontsize=8)
         fig.tight_layout(), fig.savefig(workdir / "edge_directions.png", dpi=110), plt.close(fig)
-        out["edge_directions"] = "edge_directions.png"
+        out["edge_directions"] = ["edge_directions.png"]
     return out
 
 
@@ -1050,8 +1174,8 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
                       f"- measured: {r.measured}", f"- paper: {r.paper}", f"- rule: {r.rule}"]
             lines += r.details
             lines.append("")
-        if claim in plots:
-            lines += [f"![{claim}]({plots[claim]})", ""]
+        for name in plots.get(claim, []):
+            lines += [f"![{claim}]({name})", ""]
         keys = sorted({s.key for s in ctx.plan[claim]})
         spent = sum(v for k, v in ctx.timings.items() if k in keys or (claim == "tiny_graphs" and k == claim))
         lines += [f"Training + analysis time of its runs: {_hms(spent)}.", "", "Commands:", "", "```",

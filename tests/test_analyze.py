@@ -220,3 +220,32 @@ def test_reads_a_real_orbax_checkpoint(tmp_path):
         geometry.geometric_level(E0, star.directed_edges("both")), rel=1e-5)
     with pytest.raises(CheckpointError, match=r"available steps: \[7\]"):
         analyze.analyze_run(tmp_path, step=3, make_plots=False)
+
+
+def test_sweep_curves_are_seed_statistics_per_point_and_step(tmp_path):
+    from scipy import stats as sps
+
+    from geomem_jax.analysis import plots, report
+
+    summary = {"experiments": [
+        {"index": i, "seed": i % 3, "coords": {"graph": i // 3, "lr": 0.01},
+         "graph": {"spec": {"family": "path_star", "degree": (100, 200)[i // 3], "path_length": 5}}}
+        for i in range(6)]}
+    acc = np.array([[0.1, 0.2, 0.3, 0.0, 0.1, 0.05], [0.6, 0.8, 0.7, 0.2, 0.3, 0.1]])  # step × experiment
+    records = [{"step": step, "experiments": [
+        {"index": i, "test/first_token": acc[t, i], "test/exact_match": acc[t, i], "geometry/level": 0.1 * i}
+        for i in range(6)]} for t, step in enumerate((100, 200))]
+    records[0]["experiments"][5].pop("geometry/level")  # a metric missing at one evaluation
+    assert report.point_labels(summary) == {0: "d=100", 1: "d=100", 2: "d=100", 3: "d=200", 4: "d=200", 5: "d=200"}
+    curves = report.sweep_curves(summary, records)
+    assert list(curves) == ["d=100", "d=200"]
+    (step, s), = [c for c in curves["d=200"]["test/first_token"] if c[0] == 200]
+    vals = acc[1, 3:]
+    half = sps.t.ppf(0.975, 2) * vals.std(ddof=1) / np.sqrt(3)
+    assert s["mean"] == pytest.approx(vals.mean()) and s["ci95"] == pytest.approx(half)
+    assert s["lo"] == pytest.approx(max(vals.mean() - half, 0.0))  # accuracies are clipped to [0, 1]
+    assert [st["n"] for _, st in curves["d=200"]["geometry/level"]] == [2, 3]
+    path = plots.plot_sweep_curves(curves, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots._same_curves(curves, list(curves), "test/first_token", "test/exact_match")  # drawn once
+    assert not plots._same_curves(curves, list(curves), "test/first_token", "geometry/level")

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from geomem_jax import loop
 from geomem_jax.errors import ConfigError
 from geomem_jax.models import node2vec as n2v
 from geomem_jax.program import initial_state
@@ -161,17 +162,36 @@ def test_one_gd_step_is_V_plus_lr_CV_with_weight_decay():
 # ---------------------------------------------------------------- padding and vmapping
 
 
+def _sweep(tree, size=1):
+    """One experiment's inputs repeated ``size`` times on a leading sweep axis S (what the trainer vmaps over)."""
+    return jax.tree_util.tree_map(lambda x: jnp.stack([jnp.asarray(x)] * size), tree)
+
+
+@functools.cache
+def _chunk(prog, steps):
+    # the host loop's compiled chunk; identity reduce keeps every step's train/loss (the loop sums them)
+    return loop.jit_chunk(prog, steps, reduce=lambda m: m)
+
+
+def _train(prog, keys_S, hp_S, data_S, steps):
+    """Train a sweep as `geomem train` does (geomem_jax.loop): jit(vmap(init)), ``steps`` steps in one
+    loop.jit_chunk, jit(vmap(evaluate)). Returns (state_S, losses_SxSteps, eval metrics_S)."""
+    s = jax.jit(jax.vmap(prog.init))(keys_S, hp_S, data_S)
+    s, step_metrics = _chunk(prog, steps)(s, hp_S, data_S)
+    return s, step_metrics["train/loss"], jax.jit(jax.vmap(prog.evaluate))(s, hp_S, data_S)
+
+
 def _run(prog, key, hp, data, steps):
-    s = prog.init(key, hp, data)
-    s, losses = n2v.train_steps(prog, s, hp, data, steps)
-    return s, losses, prog.evaluate(s, hp, data)
+    """One experiment trained as a sweep of one; results without the sweep axis."""
+    out = _train(prog, key[None], _sweep(hp), _sweep(data), steps)
+    return jax.tree_util.tree_map(lambda x: x[0], out)
 
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_padded_run_equals_unpadded(tied):
     prog = n2v.make_node2vec_program(dim=8, tied=tied)
     hp = _hp(lr=0.1)
-    run = jax.jit(lambda k, d: _run(prog, k, hp, d, 5))
+    run = lambda k, d: _run(prog, k, hp, d, 5)
     key = jax.random.PRNGKey(4)
     s7, l7, e7 = run(key, _dev(n2v.node2vec_data(GRAPH7, n_pad=7)))
     s11, l11, e11 = run(key, _dev(n2v.node2vec_data(GRAPH7, n_pad=11)))
@@ -190,11 +210,10 @@ def test_vmap_over_seeds_equals_separate_runs():
     prog = n2v.make_node2vec_program(dim=8)
     d = _dev(n2v.node2vec_data(GRAPH7, n_pad=9))
     hp = _hp(lr=0.05)
-    run = jax.jit(lambda k: _run(prog, k, hp, d, 4))
     keys = jax.random.split(jax.random.PRNGKey(7), 3)
-    sv, lv, ev = jax.jit(jax.vmap(lambda k: _run(prog, k, hp, d, 4)))(keys)
+    sv, lv, ev = _train(prog, keys, _sweep(hp, 3), _sweep(d, 3), 4)
     for i in range(3):
-        si, li, ei = run(keys[i])
+        si, li, ei = _run(prog, keys[i], hp, d, 4)
         np.testing.assert_allclose(sv["params"]["V"][i], si["params"]["V"], atol=1e-5)
         np.testing.assert_allclose(lv[i], li, rtol=1e-5)
         np.testing.assert_allclose(ev["node2vec/proj_V"][i], ei["node2vec/proj_V"], rtol=1e-4, atol=1e-5)
@@ -253,7 +272,7 @@ def test_cycle15_energy_concentrates_on_fiedler_pair():
     d = _dev(n2v.node2vec_data(_cycle(15), n_pad=15))
     prog = n2v.make_node2vec_program(dim=100)
     hp = _hp(lr=0.01)
-    s, losses, ev = jax.jit(lambda k: _run(prog, k, hp, d, 10_000))(jax.random.PRNGKey(0))
+    s, losses, ev = _run(prog, jax.random.PRNGKey(0), hp, d, 10_000)
     assert float(ev["node2vec/alignment"]) >= 0.99
     assert float(ev["edge/recall_at_5"]) == 1.0
     assert float(losses[-1]) < float(losses[0])
@@ -312,12 +331,7 @@ def test_sgns_loss_decreases_and_learns_edges():
                                      walks_per_node=2, window=2, negatives=3)
     hp = _hp(lr=0.05, init_scale=0.1)
 
-    def go(k):
-        s = prog.init(k, hp, d)
-        s, losses = n2v.train_steps(prog, s, hp, d, 200)
-        return losses, prog.evaluate(s, hp, d), s
-
-    losses, e1, s = jax.jit(go)(jax.random.PRNGKey(0))
+    s, losses, e1 = _run(prog, jax.random.PRNGKey(0), hp, d, 200)
     assert set(s["params"]) == {"V", "U"} and set(s) == {"params", "opt_state", "key", "step", "diverged_at"}
     assert float(losses[-20:].mean()) < 0.7 * float(losses[:5].mean())
     assert float(e1["train/loss"]) < float(losses[0])  # fresh walk batch at eval
@@ -333,16 +347,12 @@ def test_a_diverging_experiment_is_flagged_and_frozen_while_the_other_goes_on():
     hp_S = {k: jnp.stack([v, v]) for k, v in _hp().items()}
     hp_S["lr"] = jnp.array([0.01, 1e30], jnp.float32)  # the second overflows the logits after one step
 
-    def run(key, hp):
-        s = prog.init(key, hp, d)
-        s, losses = n2v.train_steps(prog, s, hp, d, 5)
-        return s, losses, prog.evaluate(s, hp, d)
-
-    s, losses, ev = jax.jit(jax.vmap(run, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp_S)
+    key = jax.random.PRNGKey(0)
+    s, losses, ev = _train(prog, jnp.stack([key, key]), hp_S, _sweep(d, 2), 5)
     assert s["diverged_at"].tolist() == [-1, 1] and ev["diverged_at"].tolist() == [-1, 1]
     assert np.isfinite(np.asarray(losses[0])).all() and not np.isfinite(np.asarray(losses[1, 1:])).any()
     assert np.isfinite(np.asarray(s["params"]["V"])).all()  # frozen at step 1's (finite) update
-    alone, _, _ = jax.jit(run)(jax.random.PRNGKey(0), {k: v[0] for k, v in hp_S.items()})
+    alone, _, _ = _run(prog, key, {k: v[0] for k, v in hp_S.items()}, d, 5)
     np.testing.assert_allclose(s["params"]["V"][0], alone["params"]["V"], rtol=1e-6, atol=1e-7)
 
 

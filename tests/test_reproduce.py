@@ -136,7 +136,8 @@ def test_verdict_pauses(by_pause, expected):
 
 
 def test_parse_only_and_argument_errors(tmp_path):
-    assert R.parse_only(None) == list(R.CLAIMS)
+    assert R.parse_only(None) == [c for c in R.CLAIMS if c != "scale_ladder"]  # the ladder is opt-in
+    assert R.parse_only("scale_ladder") == ["scale_ladder"]
     assert R.parse_only("knobs,in_weights") == ["in_weights", "knobs"]  # claim order, not argument order
     with pytest.raises(ConfigError, match="--only"):
         R.parse_only("in_weights,nope")
@@ -155,7 +156,8 @@ def test_every_scale_builds_valid_configs(scale):
     for spec in runs.values():
         cfg = spec.build()
         config.check_config(cfg)
-        assert tuple(cfg.sweep.seeds) == tuple(range(sizes.seeds))
+        seeds = sizes.ladder_seeds if spec.key.startswith("scale_ladder/") else sizes.seeds
+        assert tuple(cfg.sweep.seeds) == tuple(range(seeds))
         assert cfg.ckpt.every == 0 or cfg.ckpt.every % cfg.eval.every == 0
     base = runs["hardest_token/transformer"].build()
     assert base.task.target == "hardest_token" and base.graph.edges == "both"
@@ -167,17 +169,81 @@ def test_every_scale_builds_valid_configs(scale):
     for p, spec in zip(sizes.pauses, pause_specs):  # the shared base run only stands in for its own p
         cfg = spec.build()
         assert cfg.task.pause_tokens == p and cfg.eval.every == sizes.pause_every
+    long_specs = pause_specs[len(sizes.pauses):]
+    assert len(long_specs) == len(sizes.long_pauses)
+    for p, spec in zip(sizes.long_pauses, long_specs):  # one padded program per p over every long path
+        cfg = spec.build()
+        assert cfg.task.pause_tokens == p
+        assert [(g["degree"], g["path_length"]) for g in cfg.sweep.graphs] == list(sizes.long_paths)
+    for spec in R.plan(sizes, sizes.seeds)["scale_ladder"]:
+        assert spec.build().sweep.seeds == tuple(range(sizes.ladder_seeds))
+    assert R.plan(sizes, 3)["scale_ladder"][0].build().sweep.seeds == (0, 1, 2)  # --seeds reaches the ladders
     if scale == "paper":
         assert base.graph.degree == 5000 and base.model.layers == 12
 
 
-def test_write_plots_draws_pause_and_edge_figures(tmp_path):
+def test_write_plots_draws_pause_edge_and_ladder_figures(tmp_path):
     curves = {p: {0: [(50, 0.1), (100, 0.6)], 1: [(50, 0.2), (100, 0.7)]} for p in (0, 1, 2)}
     edges = {"forward": S(0.2, 0.1), "backward": S(0.5, 0.1), "both": S(0.8, 0.05)}
-    out = R.write_plots(tmp_path, {"pause_tokens": (curves, 0.05), "edge_directions": (edges, 0.05)})
-    assert out == {"pause_tokens": "pause_tokens.png", "edge_directions": "edge_directions.png"}
-    for name in out.values():
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rungs = [_rung(100, 0.9, 0.8, 1.0), _rung(200, 0.3, 0.1, 0.45)]
+    out = R.write_plots(tmp_path, {"pause_tokens": [("G(100, 5)", curves, 0.01), ("G(100, 8)", curves, 0.01)],
+                                   "edge_directions": (edges, 0.05),
+                                   "scale_ladder": [("degree", rungs, "degree", rungs[0])]})
+    assert out == {"pause_tokens": ["pause_tokens.png"], "edge_directions": ["edge_directions.png"],
+                   "scale_ladder": ["scale_ladder_degree.png"]}
+    for names in out.values():
+        assert (tmp_path / names[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _rung(d, mean, lo, hi, length=5, n=4):
+    from geomem_jax.analysis import ladder
+
+    rung = {"degree": d, "path_length": length, "chance": 1.0 / d, "n": n,
+            ladder.FIRST_DECISION: {"mean": mean, "lo": lo, "hi": hi, "n": n, "interval": "t95"},
+            ladder.EXACT_MATCH: {"mean": mean, "lo": lo, "hi": hi, "n": n, "interval": "t95"}}
+    rung["works"] = ladder.works(rung)
+    return rung
+
+
+@pytest.mark.parametrize("rungs, expected", [
+    ([_rung(100, 0.9, 0.8, 1.0), _rung(200, 0.72, 0.45, 0.99), _rung(500, 0.31, 0.01, 0.45)], R.PASS),  # settled
+    ([_rung(100, 0.9, 0.8, 1.0), _rung(200, 0.72, 0.45, 0.99), _rung(500, 0.31, 0.01, 0.60)], R.INCONCLUSIVE),
+    ([_rung(100, 0.9, 0.8, 1.0), _rung(200, 0.8, 0.7, 0.9)], R.PASS),  # the largest rung still works
+    ([_rung(100, 0.2, 0.1, 0.3), _rung(200, 0.1, 0.0, 0.2)], R.FAIL),  # not even the smallest
+    ([_rung(100, 0.4, 0.1, 0.7), _rung(200, 0.1, 0.0, 0.2)], R.INCONCLUSIVE),  # smallest undecided
+    ([_rung(20, 0.55, 0.5, 0.9), _rung(40, 0.1, 0.0, 0.2)], R.PASS),  # threshold 0.5 = 10 × 1/20
+    ([_rung(2, 0.6, 0.5, 0.7)], R.FAIL),  # 0.6 ≥ 0.5 but the threshold is 10 × 1/2: out of reach at d = 2
+])
+def test_verdict_ladder(rungs, expected):
+    assert R.verdict_ladder(rungs) == expected
+
+
+def _ladder_summary(firsts_by_degree: dict) -> dict:
+    """A summary.json of a degree ladder: experiments with graph specs, flat seed aggregates."""
+    from geomem_jax import metrics
+
+    experiments = []
+    for g, (d, firsts) in enumerate(firsts_by_degree.items()):
+        spec = {"family": "path_star", "degree": d, "path_length": 5}
+        experiments += [{"index": len(experiments) + i, "seed": i, "coords": {"graph": g}, "hparams": {},
+                         "graph": {"spec": spec}, "final": {"test/first_token": v, "test/exact_match": v}}
+                        for i, v in enumerate(firsts)]
+    return {"experiments": experiments, "aggregate": metrics.aggregate(experiments)}
+
+
+def test_scale_ladder_claim_names_the_largest_working_rung(tmp_path):
+    ctx = R.Context(tmp_path, R.SCALES["full"], seeds=8, quick=False, progress=False, stream=None)
+    degree, length = ctx.plan["scale_ladder"]
+    ctx._summaries[degree.key] = _ladder_summary({100: [0.9, 0.8, 1.0, 0.9], 200: [0.7, 0.8, 0.75, 0.7],
+                                                  500: [0.1, 0.0, 0.05, 0.1]})
+    ctx._summaries[length.key] = {"experiments": [], "aggregate": []}  # not a ladder
+    with pytest.raises(UserError, match="not a ladder"):
+        R.claim_scale_ladder(ctx)
+    ctx._summaries[length.key] = ctx._summaries[degree.key]
+    row = R.claim_scale_ladder(ctx)[0]
+    assert row.measured.startswith("largest working d = 200 (0.738") and row.verdict == R.PASS
+    assert "d=500: 0.062" in row.measured and len(row.details) == 3
+    assert [name for name, *_ in ctx.plot_data["scale_ladder"]] == ["degree", "length"]
 
 
 # --------------------------------------------------------------------------- end to end

@@ -334,7 +334,8 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
     notes = [f"run directory: {workdir}", f"analysed step: {step}", f"model family: {family or 'unknown'}"] + notes
     title = f"Analysis of {workdir.name} at step {step}"
     report_path = report.write_report(out_dir, title, rows, aggregate, plot_paths, notes,
-                                      summary=summary, make_plots=make_plots, geometry_vs_reasoning=predicts)
+                                      summary=summary, make_plots=make_plots, geometry_vs_reasoning=predicts,
+                                      records=records)
     return {"step": step, "experiments": rows, "aggregate": aggregate, "report": report_path, "arrays": all_arrays,
             "geometry_vs_reasoning": predicts}
 

@@ -49,11 +49,15 @@ def rungs(summary: dict) -> list[dict]:
     return sorted(out, key=lambda r: (r["degree"], r["path_length"]))
 
 
+def threshold(rung: dict) -> float:
+    """The first decision a rung needs to work: max(WORKS_MEAN, WORKS_OVER_CHANCE × chance)."""
+    return max(WORKS_MEAN, WORKS_OVER_CHANCE * rung["chance"])
+
+
 def works(rung: dict) -> bool:
-    """Mean first decision ≥ WORKS_MEAN and ≥ WORKS_OVER_CHANCE × chance."""
-    stats = rung.get(FIRST_DECISION) or {}
-    mean = stats.get("mean")
-    return mean is not None and mean >= WORKS_MEAN and mean >= WORKS_OVER_CHANCE * rung["chance"]
+    """Mean first decision ≥ `threshold` (≥ WORKS_MEAN and ≥ WORKS_OVER_CHANCE × chance)."""
+    mean = (rung.get(FIRST_DECISION) or {}).get("mean")
+    return mean is not None and mean >= threshold(rung)
 
 
 def largest_working(rungs_: list[dict], axis: str) -> dict | None:

@@ -359,6 +359,53 @@ def _num(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+# ----------------------------------------------------------------------------- sweep curves over training
+
+MAX_CURVE_POINTS = 8  # sweep points drawn as rows; more would be unreadable
+
+
+def plot_sweep_curves(curves: dict, path):
+    """Rows = sweep points (at most MAX_CURVE_POINTS), columns = metrics, each cell the mean over
+    seeds with its 95% band (min–max under 3 seeds) against the training step. Every column shares
+    its y axis, so the rows compare at a glance. curves: `report.sweep_curves`."""
+    labels = list(curves)[:MAX_CURVE_POINTS]
+    names, same_as = [], {}
+    for name in dict.fromkeys(n for label in labels for n in curves[label]):
+        twin = next((k for k in names if _same_curves(curves, labels, k, name)), None)
+        same_as.setdefault(twin, []).append(name) if twin else names.append(name)  # e.g. exact match = n1
+    fig, axes = plt.subplots(len(labels), len(names), figsize=(3.4 * len(names), 2.3 * len(labels) + 0.9),
+                             squeeze=False, sharex=True, sharey="col", layout="constrained")
+    for row, label in enumerate(labels):
+        for col, name in enumerate(names):
+            ax = axes[row, col]
+            points = [(step, s) for step, s in curves[label].get(name, []) if s.get("mean") is not None]
+            if points:
+                steps = np.array([step for step, _ in points], float)
+                ax.plot(steps, [s["mean"] for _, s in points], color=f"C{col % 10}", linewidth=1.6)
+                ax.fill_between(steps, [s["lo"] for _, s in points], [s["hi"] for _, s in points],
+                                color=f"C{col % 10}", alpha=0.2, linewidth=0)
+            ax.grid(True, alpha=0.3)
+            if row == 0:
+                title = " = ".join([name, *same_as.get(name, [])])
+                ax.set_title(("held-out " if name.startswith("test/") else "") + title, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if row == len(labels) - 1:
+                ax.set_xlabel("training step")
+    seeds = sorted({s["n"] for label in labels for pts in curves[label].values() for _, s in pts if s.get("n")})
+    more = f"; first {MAX_CURVE_POINTS} of {len(curves)} sweep points" if len(curves) > len(labels) else ""
+    fig.suptitle(f"Over training, one row per sweep point: mean over seeds (n = {'/'.join(map(str, seeds))}), "
+                 f"band = 95% t-interval (min–max under 3 seeds){more}", fontsize=10)
+    return _save(fig, path)
+
+
+def _same_curves(curves: dict, labels: list, a: str, b: str) -> bool:
+    """Metrics a and b have the same means at every step of every sweep point."""
+    def means(label, name):
+        return [(step, s.get("mean")) for step, s in curves[label].get(name, [])]
+    return all(means(label, a) == means(label, b) for label in labels)
+
+
 # ----------------------------------------------------------------------------- geometry vs reasoning
 
 def _interval_text(lo, hi) -> str:
@@ -412,7 +459,9 @@ def plot_ladder(rungs: list[dict], axis: str, path, largest=None, works_mean: fl
     and the largest working rung marked. rungs: `ladder.rungs`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     xs = np.array([r[axis] for r in rungs], float)
-    curves = (("test/first_token", "first decision", "C0"), ("test/exact_match", "exact match", "C1"))
+    curves = [("test/first_token", "first decision", "C0"), ("test/exact_match", "exact match", "C1")]
+    if _same_means(rungs, "test/first_token", "test/exact_match"):  # hardest-token target: one line, not two
+        curves = [("test/first_token", "first decision = exact match (the target is n1 alone)", "C0")]
     for name, label, colour in curves:
         have = [i for i, r in enumerate(rungs) if r.get(name) and r[name].get("mean") is not None]
         if have:
@@ -438,3 +487,9 @@ def plot_ladder(rungs: list[dict], axis: str, path, largest=None, works_mean: fl
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _same_means(rungs: list[dict], a: str, b: str) -> bool:
+    """Every rung has both metrics and equal means (then the two curves would hide each other)."""
+    pairs = [((r.get(a) or {}).get("mean"), (r.get(b) or {}).get("mean")) for r in rungs]
+    return bool(pairs) and all(x is not None and y is not None and abs(x - y) < 1e-9 for x, y in pairs)

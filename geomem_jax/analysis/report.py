@@ -89,6 +89,9 @@ def headline_section(summary: dict) -> list[str]:
     return lines
 
 
+CURVE_METRICS = ("test/first_decision", "test/first_token", "test/exact_match", "edge/recall_at_degree",
+                 "geometry/level", "geometry/leaf_firsthop_gap", "geometry/logit_margin")  # over training, if logged
+CURVES_PLOT = "sweep_curves.png"
 GEOMETRY_PLOT = "geometry_vs_reasoning.png"
 LADDER_PLOT = "scale_ladder.png"
 
@@ -145,6 +148,44 @@ def geometry_reasoning_section(result: dict | None, plot_path=None, report_dir=N
     return lines
 
 
+def point_labels(summary: dict) -> dict[int, str]:
+    """Experiment index → its sweep point as text ('d=200, lr=0.01'): the swept coordinates, a
+    swept graph named by the graph-spec keys that differ between graphs."""
+    experiments = summary.get("experiments", [])
+    swept = metrics.swept_keys([e.get("coords", {}) for e in experiments])
+    specs = [e.get("graph", {}).get("spec", {}) for e in experiments]
+    graph_keys = metrics.swept_keys(specs) if "graph" in swept else []
+    short = {"degree": "d", "path_length": "ℓ"}
+    out = {}
+    for e, spec in zip(experiments, specs):
+        parts = [f"{short.get(k, k)}={spec.get(k)}" for k in graph_keys]
+        parts += [f"{k}={_num_text(e['coords'].get(k))}" for k in swept if k != "graph"]
+        out[e["index"]] = ", ".join(parts) or "all experiments"
+    return out
+
+
+def _num_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def sweep_curves(summary: dict, records: list[dict], names=CURVE_METRICS) -> dict[str, dict]:
+    """Seed statistics over training, per sweep point: {label: {metric: [(step, mean_ci stats)]}},
+    from metrics.jsonl `records` (only the metrics in `names` that were logged)."""
+    labels = point_labels(summary)
+    values: dict[str, dict[str, dict[int, list]]] = {}
+    for record in records:
+        for entry in record.get("experiments", []):
+            label = labels.get(entry.get("index"))
+            if label is None:
+                continue
+            for name in names:
+                if entry.get(name) is not None:
+                    values.setdefault(label, {}).setdefault(name, {}).setdefault(record["step"], []).append(entry[name])
+    return {label: {name: [(step, metrics.metric_stats(name, vals)) for step, vals in sorted(by_step.items())]
+                    for name, by_step in per_metric.items()}
+            for label, per_metric in values.items()}
+
+
 def sweep_plots(summary: dict, report_dir) -> list[pathlib.Path]:
     """One figure per swept hyperparameter: every plotted held-out metric against it."""
     from geomem_jax.analysis import plots
@@ -166,6 +207,7 @@ def write_report(
     summary: dict | None = None,
     make_plots: bool = True,
     geometry_vs_reasoning: dict | None = None,
+    records: list[dict] = (),
 ) -> pathlib.Path:
     """Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
     first) and its plots against each swept hyperparameter, the scale ladder when the run is one
@@ -183,6 +225,14 @@ def write_report(
     lines = [f"# {title}", ""]
     if summary:
         lines += headline_section(summary)
+        curves = sweep_curves(summary, records) if make_plots and records else {}
+        if curves:
+            from geomem_jax.analysis import plots as plots_lib
+
+            path = plots_lib.plot_sweep_curves(curves, report_dir / CURVES_PLOT)
+            lines += ["Over training, per sweep point: mean and 95% band over seeds of held-out accuracy, edge "
+                      "recall and the geometry the trainer logs, on one step axis.", "",
+                      f"![sweep curves]({os.path.relpath(path, report_dir)})", ""]
         for path in sweep_plots(summary, report_dir) if make_plots else []:
             lines += [f"![{path.stem}]({os.path.relpath(path, report_dir)})", ""]
     if summary and (axis := ladder.ladder_axis(summary)):

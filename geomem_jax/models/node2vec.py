@@ -421,16 +421,6 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
     return Program(init=init, step=step, evaluate=evaluate)
 
 
-def train_steps(program: Program, state, hp, data, num_steps: int):
-    """Run ``num_steps`` steps with lax.scan (un-jitted; wrap in jit/vmap at the call site)."""
-
-    def body(s, _):
-        s, m = program.step(s, hp, data)
-        return s, m["train/loss"]
-
-    return jax.lax.scan(body, state, None, length=num_steps)
-
-
 # ------------------------------------------------------------------ config → program
 
 
