@@ -14,7 +14,7 @@ with a prefix made of a graph stem and three flags:
 directional-edge metadata bit; neither is a seed: the seed is not in the name), ``fb`` the
 forward/backward edge flags, ``selfedge`` whether ``u=u`` lines are in the edges file. The
 release's trainer rebuilds this name from its command-line flags, so it finds only files
-named exactly so. Everything here is string work; reading the files is graphs.py's.
+named exactly so. Everything here is string work; reading the files is graphs/release_io.py's.
 """
 
 from __future__ import annotations

@@ -1099,8 +1099,8 @@ def write_plots(workdir: pathlib.Path, plot_data: dict) -> dict[str, str]:
                     ax.fill_between(steps, np.nanmin(vals, axis=0), np.nanmax(vals, axis=0), alpha=0.15)
             ax.axhline(PAUSE_TARGET, color="k", ls="--", lw=0.8, label=f"target {PAUSE_TARGET}")
             ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance 1/d")
-            ax.set_xlabel("step"), ax.set_title(size), ax.grid(True, alpha=0.3)
-        axes[0, 0].set_ylabel("held-out first decision (mean over seeds)"), axes[0, 0].legend(fontsize=8)
+            ax.set_xlabel("step"), ax.set_title(size), ax.grid(True, alpha=0.3), ax.legend(fontsize=7)
+        axes[0, 0].set_ylabel("held-out first decision (mean over seeds)")
         fig.suptitle("Pause tokens: mean over seeds (band: min–max)")
         fig.tight_layout(), fig.savefig(workdir / "pause_tokens.png", dpi=110), plt.close(fig)
         out["pause_tokens"] = ["pause_tokens.png"]
