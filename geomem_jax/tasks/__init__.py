@@ -54,7 +54,7 @@ from geomem_jax.tasks.examples import (
     vocab_size,
 )
 from geomem_jax.tasks.in_context import (
-    _check_in_context as _check_in_context,  # train.py checks in-context sizes before building a run
+    _check_in_context as _check_in_context,  # in_context_program.py checks in-context sizes before building a run
     decode_in_context,
     in_context_batch,
     in_context_prefix_length,
