@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geomem_jax import evals, graphs, sweep, tasks
+from geomem_jax.analysis.geometry import leaf_firsthop_paths
 
 # ----------------------------------------------------------------------------- data
 
@@ -55,6 +56,8 @@ def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
     stacked["first_index_S"] = np.array([_first_decision_index(spec, t) for t in chosen], np.int32)
     stacked.update(_successor_tables(chosen, n_max))
     has_paths = all(g.has_paths for g in graph_list)
+    if has_paths:
+        stacked.update(_leaf_firsthop_tables([graph_list[e.graph_index] for e in exps]))
     edge_rows, path_rows = batch_rows(cfg.train, stacked["edge_rows_S"], stacked["train_path_rows_S"], has_paths)
     dims = Dims(
         vocab_size=stacked["vocab_mask_SxV"].shape[1],
@@ -68,6 +71,17 @@ def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
     )
     unused = PADDED_ONLY if cfg.train.batch_layout == "by_kind" else BY_KIND_ONLY
     return {k: v for k, v in stacked.items() if _SHAPE_SUFFIX.sub("", k) not in unused}, dims
+
+
+def _leaf_firsthop_tables(graph_per_exp) -> dict:
+    """(leaf, first hop) node ids of the test paths the leaf × first-hop gap is measured on
+    (the analysis's own sample), padded over the sweep; the mask marks real rows."""
+    pairs = [leaf_firsthop_paths(g.test_paths_QxL)[:, [-1, 1]] for g in graph_per_exp]
+    q_max = max(len(p) for p in pairs)
+    return {
+        "leaf_hop_SxQx2": np.stack([tasks.pad_to(p.astype(np.int32), (q_max, 2), 0) for p in pairs]),
+        "leaf_hop_mask_SxQ": np.stack([np.arange(q_max) < len(p) for p in pairs]),
+    }
 
 
 def _successor_tables(tables, n_max: int) -> dict:

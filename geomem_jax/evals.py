@@ -200,6 +200,21 @@ def geometric_level(table_VxD, data):
     return jnp.sum(jnp.where(mask_K, cos_K, 0.0)) / jnp.maximum(jnp.sum(mask_K), 1)
 
 
+def leaf_firsthop_gap(table_VxD, data):
+    """Mean off-diagonal minus mean diagonal of the Q x Q cosine distance between test path i's leaf
+    and path j's first hop (analysis.geometry's leaf_firsthop_gap, tracked during training;
+    positive = each leaf sits by its own arm's first node). nan with fewer than two paths."""
+    ids_Qx2, valid_Q = data["leaf_hop"], data["leaf_hop_mask"]
+    unit = lambda x_QxD: x_QxD / jnp.maximum(jnp.linalg.norm(x_QxD, axis=-1, keepdims=True), 1e-12)
+    dist_QxQ = 1.0 - unit(table_VxD[ids_Qx2[:, 0]]) @ unit(table_VxD[ids_Qx2[:, 1]]).T
+    pair_QxQ = valid_Q[:, None] & valid_Q[None, :]
+    diag_QxQ = pair_QxQ & jnp.eye(valid_Q.shape[0], dtype=bool)
+    num = jnp.sum(valid_Q)
+    off_mean = jnp.sum(jnp.where(pair_QxQ & ~diag_QxQ, dist_QxQ, 0.0)) / jnp.maximum(num * num - num, 1)
+    gap = off_mean - jnp.sum(jnp.where(diag_QxQ, dist_QxQ, 0.0)) / jnp.maximum(num, 1)
+    return jnp.where(num >= 2, gap, jnp.nan)
+
+
 def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
     """Geometric margin of any tied-embedding model, from its own edge logits (analysis.geometry's margin, generalised).
 

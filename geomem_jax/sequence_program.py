@@ -117,6 +117,8 @@ def evaluate_sequence(net: evals.Net, cfg, dims: Dims, params, data) -> dict:
                                                                      margin_nodes, shared)
     table_VxD = leaf(params, table_paths(cfg.model)["embedding"])
     metrics["geometry/level"] = evals.geometric_level(table_VxD, data)
+    if dims.has_paths:
+        metrics["geometry/leaf_firsthop_gap"] = evals.leaf_firsthop_gap(table_VxD, data)
     if margin_nodes:
         margin = evals.logit_margin(table_VxD[:dims.num_nodes], logits_NxN, data)
         metrics["geometry/logit_margin"], metrics["geometry/logit_margin_top1"] = margin

@@ -19,7 +19,7 @@ from geomem_jax.errors import ConfigError
 from geomem_jax.models.transformer import Transformer
 
 STEPS = 40
-CONTINUOUS = ("geometry/level", "train/loss", "test/forced_loss", "geometry/logit_margin")
+CONTINUOUS = ("geometry/level", "train/loss", "test/forced_loss", "geometry/logit_margin", "geometry/leaf_firsthop_gap")
 RECALL = "edge/recall_at_degree"
 
 
@@ -157,6 +157,11 @@ def _numpy_metrics(model, params, graph):
     u_ExD, v_ExD = table_VxD[edges_Ex2[:, 0]], table_VxD[edges_Ex2[:, 1]]
     cos_E = (u_ExD * v_ExD).sum(1) / (np.linalg.norm(u_ExD, axis=1) * np.linalg.norm(v_ExD, axis=1))
 
+    # leaf of path i vs first hop of path j: mean off-diagonal minus mean diagonal cosine distance
+    unit = lambda x_QxD: x_QxD / np.linalg.norm(x_QxD, axis=1, keepdims=True)
+    dist_QxQ = 1.0 - unit(table_VxD[paths_QxL[:, -1]]) @ unit(table_VxD[paths_QxL[:, 1]]).T
+    gap = (dist_QxQ.sum() - np.trace(dist_QxQ)) / (q * q - q) - np.trace(dist_QxQ) / q
+
     # margin of the least-squares bilinear fit of the edge logits (numpy SVD route, float64)
     from geomem_jax.analysis import geometry
 
@@ -167,6 +172,7 @@ def _numpy_metrics(model, params, graph):
         "geometry/logit_margin": fit["margin"],
         "geometry/logit_margin_top1": fit["margin_top1"],
         "geometry/level": cos_E.mean(),
+        "geometry/leaf_firsthop_gap": gap,
         "test/exact_match": np.mean(np.all(gen_QxL == paths_QxL, axis=1)),
         "test/first_token": np.mean(gen_QxL[:, 1] == paths_QxL[:, 1]),  # n1 follows the root
         "test/child": np.mean(child_ok),
@@ -193,10 +199,25 @@ def test_greedy_decoding_and_metrics_match_numpy(run_a):
         assert set(expected) | {"train/loss"} == set(final)
         for name, value in expected.items():
             tol = {"test/forced_loss": 1e-4, "geometry/level": 1e-4, "geometry/logit_margin": 1e-4,
+                   "geometry/leaf_firsthop_gap": 1e-5,
                    "geometry/logit_margin_top1": 1 / graph.num_nodes + 1e-9}.get(name, 1e-6)  # top1: a near tie
             assert final[name] == pytest.approx(value, abs=tol), (exp["index"], name, gen_QxL)
     # A trained model puts the edges well above chance (k_u / (N + 9)).
     assert max(e["final"]["edge/recall_at_degree"] for e in summary["experiments"]) > 0.15
+
+
+def test_leaf_firsthop_gap_equals_the_analysis_on_padded_rows_and_is_nan_below_two_paths():
+    from geomem_jax.analysis import geometry
+
+    rng = np.random.default_rng(0)
+    table_VxD = rng.standard_normal((30, 8)).astype(np.float32)
+    paths_QxL = np.stack([np.zeros(5, int), rng.permutation(29)[:5] + 1, rng.permutation(29)[:5] + 1], axis=1)
+    padded = {"leaf_hop": np.concatenate([paths_QxL[:, [-1, 1]], np.full((3, 2), 7)]).astype(np.int32),
+              "leaf_hop_mask": np.arange(8) < 5}  # 3 padding rows that point at a real node
+    expected = geometry.leaf_firsthop_gap(geometry.leaf_firsthop_matrix(table_VxD, paths_QxL))
+    assert float(jax.jit(evals.leaf_firsthop_gap)(table_VxD, padded)) == pytest.approx(expected, abs=1e-6)
+    one = {**padded, "leaf_hop_mask": np.arange(8) < 1}
+    assert math.isnan(float(evals.leaf_firsthop_gap(table_VxD, one)))
 
 
 # ----------------------------------------------------------------------------- summary

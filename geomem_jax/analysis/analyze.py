@@ -43,7 +43,6 @@ from geomem_jax.analysis import correlation, geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
 from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
 
-LEAF_FIRSTHOP_MAX_PATHS = 2000
 NUM_SPECIAL_TOKENS = 9  # tasks.SPECIAL_TOKENS at ids N..N+8; not imported: tasks imports jax
 HOP_SOURCES_LARGE = 500
 
@@ -162,9 +161,7 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
         scalars[f"spectral/alignment_k{k}"] = value
     arrays = {"eigvals": eigvals_K, "proj": spectral.projection_energy(E_NxD, eigvecs_NxK)}
     if graph.has_paths and graph.test_paths_QxL.shape[0] >= 2:
-        paths_QxL = graph.test_paths_QxL
-        picked = geometry.sample_nodes(len(paths_QxL), LEAF_FIRSTHOP_MAX_PATHS, seed=0)
-        dist_QxQ = geometry.leaf_firsthop_matrix(E_NxD, paths_QxL[picked])
+        dist_QxQ = geometry.leaf_firsthop_matrix(E_NxD, geometry.leaf_firsthop_paths(graph.test_paths_QxL))
         scalars["geometry/leaf_firsthop_gap"] = geometry.leaf_firsthop_gap(dist_QxQ)
         arrays["leaf_firsthop"] = dist_QxQ
     adjacency = graph.adjacency()

@@ -163,6 +163,15 @@ def cosine_distance_rows(A_PxD: np.ndarray, B_QxD: np.ndarray) -> np.ndarray:
     return 1.0 - unit_rows(np.asarray(A_PxD, dtype=np.float64)) @ unit_rows(np.asarray(B_QxD, dtype=np.float64)).T
 
 
+LEAF_FIRSTHOP_MAX_PATHS = 2000  # a larger test set is sampled (fixed seed): a Q x Q matrix per experiment
+
+
+def leaf_firsthop_paths(test_paths_QxL: np.ndarray) -> np.ndarray:
+    """The test paths the leaf × first-hop gap is measured on, by the trainer and the analysis alike."""
+    paths_QxL = np.asarray(test_paths_QxL)
+    return paths_QxL[sample_nodes(len(paths_QxL), LEAF_FIRSTHOP_MAX_PATHS, seed=0)]
+
+
 def leaf_firsthop_matrix(E_NxD: np.ndarray, test_paths_QxL: np.ndarray) -> np.ndarray:
     """Q×Q cosine distance between the leaf of path i (last column) and the first hop of path j.
 
