@@ -249,3 +249,14 @@ def test_sweep_curves_are_seed_statistics_per_point_and_step(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plots._same_curves(curves, list(curves), "test/first_token", "test/exact_match")  # drawn once
     assert not plots._same_curves(curves, list(curves), "test/first_token", "geometry/level")
+
+
+def test_the_analysis_stage_imports_no_jax():
+    """The analysis runs where only numpy/scipy are wanted (a laptop reading a TPU run's checkpoints)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import geomem_jax.analysis.analyze as a; assert a.SPECIAL_TOKENS[-1] == '[PATH]'; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'jax'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -42,8 +42,8 @@ from geomem_jax import graphs
 from geomem_jax.analysis import correlation, geometry, plots, report, spectral
 from geomem_jax.errors import CheckpointError
 from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
+from geomem_jax.tasks import SPECIAL_TOKENS  # ids N .. N+8 (numpy only: no jax import)
 
-NUM_SPECIAL_TOKENS = 9  # tasks.SPECIAL_TOKENS at ids N..N+8; not imported: tasks imports jax
 HOP_SOURCES_LARGE = 500
 
 
@@ -113,7 +113,7 @@ def _node_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int, what: str) -
 def _special_rows(table_SxVxD: np.ndarray, index: int, num_nodes: int):
     """The experiment's 9 special-token rows (ids N..N+8), or None if its table has none."""
     table_VxD = _sweep_slice(table_SxVxD, index, "token embedding")
-    end = num_nodes + NUM_SPECIAL_TOKENS
+    end = num_nodes + len(SPECIAL_TOKENS)
     return np.asarray(table_VxD[num_nodes:end], dtype=np.float64) if table_VxD.shape[0] >= end else None
 
 

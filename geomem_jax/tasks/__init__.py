@@ -53,15 +53,22 @@ from geomem_jax.tasks.examples import (
     task_spec_from_config,
     vocab_size,
 )
-from geomem_jax.tasks.in_context import (
-    _check_in_context as _check_in_context,  # in_context_program.py checks in-context sizes before building a run
-    decode_in_context,
-    in_context_batch,
-    in_context_prefix_length,
-    in_context_source_children,
-)
 from geomem_jax.tasks.stacking import StackedTables, pad_to, stack_tables
 from geomem_jax.tasks.tables import TaskTables, build_task_tables
+
+# The generator is the only part that imports jax: loaded on first use, so that the numpy-only
+# analysis stage can read the vocabulary from here.
+_IN_CONTEXT = ("_check_in_context", "decode_in_context", "in_context_batch", "in_context_prefix_length",
+               "in_context_source_children")
+
+
+def __getattr__(name):
+    if name in _IN_CONTEXT:
+        from geomem_jax.tasks import in_context
+
+        return getattr(in_context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SPECIAL_TOKENS", "TARGETS", "Examples", "StackedTables", "TaskSpec", "TaskTables", "build_task_tables",
