@@ -89,28 +89,13 @@ def evaluate_in_context(net: evals.Net, cfg, dims: Dims, num_values: int, params
     """Greedy decoding and teacher forcing at `params` on one fixed set of IN_CONTEXT_EVAL_ROWS fresh graphs."""
     d, ell, teacherless = cfg.graph.degree, cfg.graph.path_length, cfg.task.teacherless
     vocab_mask = jnp.ones((dims.vocab_size,), bool)
-    hidden, logits = net.hidden, net.logits
     # the same fresh graphs at every eval
     ex = tasks.in_context_batch(jax.random.PRNGKey(2**31 - 1), IN_CONTEXT_EVAL_ROWS, d, ell, num_values, teacherless)
     p = dims.prefix_len
     targets_QxL = ex.targets_NxT[:, p - 1:]
-    seq = ex.inputs_NxT
-
-    def emit(j, tok, seq, out):
-        if not teacherless:
-            written = jax.lax.dynamic_update_slice(seq, tok[:, None], (0, jnp.minimum(p + j, seq.shape[1] - 1)))
-            seq = jnp.where(j < ell - 1, written, seq)
-        return seq, out.at[:, j].set(tok)
-
-    def body(j, carry):
-        h_QxD = jax.lax.dynamic_index_in_dim(hidden(params, carry[0]), p - 1 + j, axis=1, keepdims=False)
-        return emit(j, jnp.argmax(logits(params, h_QxD, vocab_mask), axis=-1).astype(jnp.int32), *carry)
-
-    # The teacher-forced pass is also greedy decoding's first step (nothing generated yet).
-    forced_QxLxV = logits(params, hidden(params, seq)[:, p - 1:], vocab_mask)
-    first_token_Q = jnp.argmax(forced_QxLxV[:, 0], axis=-1).astype(jnp.int32)
-    first_step = emit(0, first_token_Q, seq, jnp.zeros_like(targets_QxL))
-    _, gen = jax.lax.fori_loop(1, ell, body, first_step)
+    filler = tasks.special_id(num_values, "$" if teacherless else "[PAD]")  # teacherless inputs after the prefix
+    gen = evals.greedy_decode(net, params, ex.inputs_NxT[:, :p], ell, filler, vocab_mask, teacherless)
+    forced_QxLxV = net.logits(params, net.hidden(params, ex.inputs_NxT)[:, p - 1:], vocab_mask)
     return {
         "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
         "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
