@@ -94,7 +94,7 @@ def sequence_net(model, model_cfg) -> evals.Net:
     def cached(params, tokens, cache, start):
         return model.apply({"params": params}, tokens, hidden_only=True, cache=cache, start=start, return_cache=True)
 
-    return evals.Net(hidden, logits, cached if model_cfg.family == "transformer" else None)
+    return evals.Net(hidden, logits, cached)  # Transformer (keys/values) and Mamba (recurrent state) alike
 
 
 def leaf(params, path):

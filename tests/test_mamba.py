@@ -255,3 +255,36 @@ def test_sequence_longer_than_max_len_raises(base):
     model, params, _, _ = base
     with pytest.raises(ValueError, match="max_len"):
         model.apply(params, jnp.zeros((1, T + 1), jnp.int32))
+
+
+def test_scan_from_a_state_continues_the_recurrence():
+    """Scanning 0..T-1 at once equals scanning 0..k-1, then k..T-1 from the returned last state."""
+    x, delta, A, Bm, C, D = _scan_inputs(T_=7)
+    want = _numpy_scan(x, delta, A, Bm, C, D)
+    cut = lambda a, sl: a[:, sl]
+    y0, h = selective_scan(*(cut(a, slice(0, 3)) for a in (x, delta)), A, *(cut(a, slice(0, 3)) for a in (Bm, C)), D,
+                           return_state=True)
+    y1 = selective_scan(*(cut(a, slice(3, 7)) for a in (x, delta)), A, *(cut(a, slice(3, 7)) for a in (Bm, C)), D,
+                        h0_BxExN=h)
+    np.testing.assert_allclose(np.concatenate([y0, y1], axis=1), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shared,d_conv", [(False, 4), (True, 4), (False, 1)])
+def test_cached_positions_equal_the_full_forward(tokens_BxT, shared, d_conv):
+    """A prefix run once (per row, or once for all rows), then one token at a time from the recurrent cache
+    (the conv's last inputs and the SSM state): the hidden states of the full forward pass."""
+    model = tiny(d_conv=d_conv)
+    params = model.init(jax.random.key(1), tokens_BxT)["params"]
+    tokens = np.array(tokens_BxT)
+    if shared:
+        tokens[:, :2] = tokens[0, :2]  # every row starts with the same two tokens
+    apply = jax.jit(model.apply, static_argnames=("hidden_only", "return_cache", "start"))
+    full = apply({"params": params}, tokens, hidden_only=True)
+    prefix = tokens[:1, :2] if shared else tokens[:, :2]
+    h, cache = apply({"params": params}, prefix, hidden_only=True, return_cache=True)
+    np.testing.assert_allclose(jnp.broadcast_to(h, (3, 2, W)), full[:, :2], rtol=1e-5, atol=1e-5)
+    for t in range(2, T):
+        h, cache = apply({"params": params}, tokens[:, t:t + 1], hidden_only=True, cache=cache, start=t,
+                         return_cache=True)
+        np.testing.assert_allclose(h[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
+    assert cache[0]["conv"].shape == (3, d_conv - 1, 2 * W) and cache[0]["ssm"].shape == (3, 2 * W, 4)

@@ -43,11 +43,12 @@ def _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN):
     return decay_BxTxExN, drive_BxTxExN
 
 
-def selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E):
-    """Selective SSM output y_t = C_t·h_t + D*x_t with h_t = Ā_t h_{t-1} + B̄_t x_t, h_{-1} = 0.
+def selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E, h0_BxExN=None, return_state=False):
+    """Selective SSM output y_t = C_t·h_t + D*x_t with h_t = Ā_t h_{t-1} + B̄_t x_t, h_{-1} = h0 (0 if None).
 
     Parallel associative scan over time (axis 1). Inputs: x and Δ (>0) are B×T×E,
-    A (negative) is E×N, B and C are B×T×N, D is E. Returns y_BxTxE.
+    A (negative) is E×N, B and C are B×T×N, D is E. Returns y_BxTxE, and with `return_state`
+    also the last state h_{T-1} (B×E×N: the recurrent cache that decoding continues from).
     """
     decay_BxTxExN, drive_BxTxExN = _discretize(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN)
 
@@ -57,9 +58,11 @@ def selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E):
         a2, b2 = later
         return a1 * a2, a2 * b1 + b2
 
-    _, h_BxTxExN = jax.lax.associative_scan(compose, (decay_BxTxExN, drive_BxTxExN), axis=1)
-    y_BxTxE = jnp.einsum("bten,btn->bte", h_BxTxExN, C_BxTxN)
-    return y_BxTxE + D_E * x_BxTxE
+    decay_cum_BxTxExN, h_BxTxExN = jax.lax.associative_scan(compose, (decay_BxTxExN, drive_BxTxExN), axis=1)
+    if h0_BxExN is not None:  # the composed map applied to h0 instead of 0
+        h_BxTxExN = h_BxTxExN + decay_cum_BxTxExN * h0_BxExN[:, None]
+    y_BxTxE = jnp.einsum("bten,btn->bte", h_BxTxExN, C_BxTxN) + D_E * x_BxTxE
+    return (y_BxTxE, h_BxTxExN[:, -1]) if return_state else y_BxTxE
 
 
 def selective_scan_reference(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E):
@@ -79,11 +82,15 @@ def selective_scan_reference(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E)
     return jnp.moveaxis(y_TxBxE, 0, 1) + D_E * x_BxTxE
 
 
-def causal_depthwise_conv(x_BxTxE, kernel_KxE, bias_E):
-    """y_t = bias + Σ_k kernel[k] * x_{t-(K-1)+k}: each channel sees only itself and the past."""
+def causal_depthwise_conv(x_BxTxE, kernel_KxE, bias_E, past_BxKxE=None):
+    """y_t = bias + Σ_k kernel[k] * x_{t-(K-1)+k}: each channel sees only itself and the past.
+    `past_BxKxE` holds the K−1 inputs before x_0 (zeros if None: the sequence starts here)."""
     K = kernel_KxE.shape[0]
     T = x_BxTxE.shape[1]
-    padded_BxPxE = jnp.pad(x_BxTxE, ((0, 0), (K - 1, 0), (0, 0)))
+    if past_BxKxE is None:
+        padded_BxPxE = jnp.pad(x_BxTxE, ((0, 0), (K - 1, 0), (0, 0)))
+    else:
+        padded_BxPxE = jnp.concatenate([past_BxKxE, x_BxTxE], axis=1)
     y_BxTxE = sum(kernel_KxE[k] * padded_BxPxE[:, k : k + T] for k in range(K))
     return y_BxTxE + bias_E
 
@@ -118,18 +125,27 @@ class MambaBlock(nn.Module):
     layernorm: bool
 
     @nn.compact
-    def __call__(self, h_BxTxW):
+    def __call__(self, h_BxTxW, cache=None):
+        """Branch output, and the block's cache after these positions: {"conv": the last d_conv − 1
+        conv inputs (B×(d_conv−1)×E), "ssm": the last SSM state (B×E×N)}. `cache` (leading size B,
+        or 1 for a prefix shared by every row) continues an earlier call; None starts a sequence."""
         E, N, R = self.expand * self.width, self.d_state, self.dt_rank
+        b = h_BxTxW.shape[0]
         u_BxTxW = _norm(self.layernorm, "norm")(h_BxTxW)
         xz_BxTx2E = nn.Dense(2 * E, use_bias=False, kernel_init=_LINEAR_INIT, name="in_proj")(u_BxTxW)
         x_BxTxE, z_BxTxE = jnp.split(xz_BxTx2E, 2, axis=-1)
+        past = None if cache is None else jnp.broadcast_to(cache["conv"], (b, self.d_conv - 1, E))
+        # the conv's inputs after these positions (the zeros of a fresh start count as inputs)
+        seen_BxPxE = x_BxTxE if past is None else jnp.concatenate([past, x_BxTxE], axis=1)
+        seen_BxPxE = jnp.pad(seen_BxPxE, ((0, 0), (self.d_conv - 1, 0), (0, 0)))
+        new_conv = seen_BxPxE[:, seen_BxPxE.shape[1] - (self.d_conv - 1):]
 
         # Depthwise conv: PyTorch's default Conv1d init (uniform ±1/sqrt(d_conv)), as in Mamba.
         bound = 1.0 / math.sqrt(self.d_conv)
         conv_init = lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound)
         kernel_KxE = self.param("conv_kernel", conv_init, (self.d_conv, E))
         conv_bias_E = self.param("conv_bias", nn.initializers.zeros, (E,))
-        x_BxTxE = nn.silu(causal_depthwise_conv(x_BxTxE, kernel_KxE, conv_bias_E))
+        x_BxTxE = nn.silu(causal_depthwise_conv(x_BxTxE, kernel_KxE, conv_bias_E, past))
 
         # Input-dependent Δ (low rank R -> E), B and C.
         dbc_BxTxF = nn.Dense(R + 2 * N, use_bias=False, kernel_init=_LINEAR_INIT, name="x_proj")(x_BxTxE)
@@ -139,10 +155,13 @@ class MambaBlock(nn.Module):
 
         A_ExN = -jnp.exp(self.param("A_log", _a_log_init, (E, N)))
         D_E = self.param("D", nn.initializers.ones, (E,))
-        y_BxTxE = selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E)
+        h0 = None if cache is None else jnp.broadcast_to(cache["ssm"], (b, E, N))
+        y_BxTxE, h_last_BxExN = selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E, h0,
+                                               return_state=True)
 
         y_BxTxE = y_BxTxE * nn.silu(z_BxTxE)
-        return nn.Dense(self.width, use_bias=False, kernel_init=_LINEAR_INIT, name="out_proj")(y_BxTxE)
+        out_BxTxW = nn.Dense(self.width, use_bias=False, kernel_init=_LINEAR_INIT, name="out_proj")(y_BxTxE)
+        return out_BxTxW, {"conv": new_conv, "ssm": h_last_BxExN}
 
 
 class _TokenTable(nn.Module):
@@ -205,11 +224,18 @@ class Mamba(nn.Module):
         return self.dt_rank if self.dt_rank is not None else math.ceil(self.width / 16)
 
     @nn.compact
-    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True, hidden_only=False):
-        """Logits B x T x V, or with `hidden_only` the final hidden states B x T x width."""
+    def __call__(self, tokens_BxT, *, dropout_rate=0.0, deterministic=True, hidden_only=False,
+                 cache=None, start: int = 0, return_cache: bool = False):
+        """Logits B x T x V, or with `hidden_only` the final hidden states B x T x width.
+
+        The Transformer's cache protocol: `tokens_BxT` sit at positions start .. start+T-1 and
+        `cache` (one entry per layer, from an earlier call with `return_cache`) holds the
+        recurrent state after positions 0 .. start-1; `return_cache` also returns the state
+        after these positions, so greedy decoding feeds one token per step.
+        """
         T = tokens_BxT.shape[-1]
-        if T > self.max_len:
-            raise ConfigError("model.max_len", self.max_len, f"at least the sequence length {T}")
+        if start + T > self.max_len:
+            raise ConfigError("model.max_len", self.max_len, f"at least the sequence length {start + T}")
         drop = lambda x: dropout(
             x, dropout_rate, None if deterministic else self.make_rng("dropout"), deterministic
         )
@@ -219,12 +245,15 @@ class Mamba(nn.Module):
             table_VxW = jax.lax.stop_gradient(table_VxW)
         h_BxTxW = drop(jnp.take(table_VxW, tokens_BxT, axis=0))
 
+        new_cache = []
         for i in range(self.layers):
             block = MambaBlock(
                 self.width, self.d_state, self.d_conv, self.expand, self.resolved_dt_rank,
                 self.layernorm, name=f"layers_{i}",
             )
-            out_BxTxW = drop(block(h_BxTxW))
+            out_BxTxW, layer_cache = block(h_BxTxW, None if cache is None else cache[i])
+            new_cache.append(layer_cache)
+            out_BxTxW = drop(out_BxTxW)
             h_BxTxW = h_BxTxW + out_BxTxW if self.residual else out_BxTxW
 
         h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
@@ -232,4 +261,5 @@ class Mamba(nn.Module):
             out_table_VxW = table_VxW
         else:
             out_table_VxW = _TokenTable(self.vocab_size, self.width, self.embed_std, name="unembed")()
-        return h_BxTxW if hidden_only else unembed(h_BxTxW, out_table_VxW)
+        out = h_BxTxW if hidden_only else unembed(h_BxTxW, out_table_VxW)
+        return (out, tuple(new_cache)) if return_cache else out
