@@ -50,6 +50,17 @@ def wait_for_quiet(max_load: float, wait_s: float, poll_s: float = 15.0) -> floa
         time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.1)))
 
 
+def measured_at(path: pathlib.Path) -> str:
+    """When a result was written: its commit date if it is committed unchanged (a fresh clone's
+    mtimes are the checkout's), else the file's mtime."""
+    rel = str(path.relative_to(REPO))
+    git = lambda *args: subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    committed = git("log", "-1", "--format=%cI", "--", rel) if not git("status", "--porcelain", "--", rel) else ""
+    when = (datetime.datetime.fromisoformat(committed) if committed
+            else datetime.datetime.fromtimestamp(path.stat().st_mtime))
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
 def _mtimes() -> dict[str, float]:
     return {p.name: p.stat().st_mtime for p in RESULTS.glob("*.json")} if RESULTS.is_dir() else {}
 
@@ -220,7 +231,7 @@ def summarize() -> str:
         "| bench | headline | load avg (1 min) | date |", "|---|---|---|---|",
     ]
     for name, r in results.items():
-        date = datetime.datetime.fromtimestamp((RESULTS / f"{name}.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        date = measured_at(RESULTS / f"{name}.json")
         load = load_average_of(r)
         lines.append(f"| [{name}](#{name}) | {headline(name, r)} | {_num(load, '.2f')} | {date} |")
     if STATUS.is_file():
