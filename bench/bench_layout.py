@@ -2,7 +2,8 @@
 
     python bench/bench_layout.py           # writes bench/results/layout.{json,md}
 
-configs/pathstar.py:cpu (G(100, 5), 2 x 128 Transformer, full path), batch 1024, one
+The release's CPU Transformer on configs/pathstar.py:cpu's task (`common.BENCH_MODEL`: G(100, 5),
+2 x 128, full path), batch 1024, one
 experiment, and the same at width 256: seconds per training step of
 `train.batch_layout=padded`, `by_kind` with uniform mixing (the default: static slots up
 to mean + 6σ of the Binomial edge count, the slack is paid every step) and `by_kind` with

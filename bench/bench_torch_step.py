@@ -2,7 +2,8 @@
 
     python bench/bench_torch_step.py       # writes bench/results/torch_step.{json,md}
 
-The model and step of configs/pathstar.py:cpu at batch 1024 (G(100, 5), full path,
+The step-bench model (`common.BENCH_MODEL`, the release's 2 x 128 CPU Transformer on
+configs/pathstar.py:cpu's task) at batch 1024 (G(100, 5), full path,
 sequences of 7 tokens, vocabulary 410): 2 pre-LN blocks of width 128, 4 heads, causal
 attention with biased q/k/v/out projections, GELU (tanh) MLP 4x, learned positions,
 final LayerNorm, tied input/output table; masked weighted cross-entropy on a random
@@ -195,7 +196,7 @@ def main(argv=None):
     }
     faster = "geomem (JAX)" if ratio > 1 else "PyTorch"
     md = [
-        f"Training step of the `configs/pathstar.py:cpu` Transformer ({cfg.model.layers} × {cfg.model.width}, "
+        f"Training step of the release's CPU Transformer (BENCH_MODEL: {cfg.model.layers} × {cfg.model.width}, "
         f"{cfg.model.heads} heads, batch {args.batch}, sequence {dims.seq_len}, vocabulary {dims.vocab_size}), "
         f"AdamW, one experiment, same CPU. geomem: jit(vmap(scan)) chunks of {STEPS} steps; PyTorch "
         f"{torch.__version__} eager with {runs[0][1]['threads']} threads. Best of 2 alternating rounds, each the "

@@ -2,7 +2,7 @@
 
     python bench/bench_train.py            # writes bench/results/train.{json,md}
 
-The Transformer of configs/pathstar.py:cpu (2 layers x 128, 4 heads, G(100, 5), full path)
+The release's CPU Transformer (`common.BENCH_MODEL`: 2 layers x 128, 4 heads, G(100, 5), full path)
 and a width-256 variant, batch 1024, in the default per-kind batch layout. MFU = achieved model FLOP/s over an f32
 matmul peak measured in the same run (so machine load hits both alike).
 """

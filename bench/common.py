@@ -55,9 +55,16 @@ def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / dt
 
 
+# The model every step bench measures: the release's CPU Transformer (2 x 128, 4 heads) with uniform
+# mixing, on configs/pathstar.py:cpu's task (G(100, 5), full path). Pinned here, so the benches stay
+# comparable across versions of that preset (it was this model until 2026-12-02; now 1 x 64).
+BENCH_MODEL = (("model.layers", "2"), ("model.width", "128"), ("model.heads", "4"), ("train.mixing", "uniform"),
+               ("opt.lr", "1e-2"), ("opt.weight_decay", "1.0"))
+
+
 def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None, overrides=()):
-    """The configs/pathstar.py:cpu program with `seeds` vmapped experiments, initialised on device;
-    `overrides` are (dotted key, text) pairs applied last.
+    """The configs/pathstar.py:cpu program with the BENCH_MODEL and `seeds` vmapped experiments,
+    initialised on device; `overrides` are (dotted key, text) pairs applied last.
 
     Returns (cfg, dims, program, state, hp, data)."""
     import jax
@@ -66,6 +73,8 @@ def pathstar_cpu_setup(batch: int, seeds: int = 1, width: int | None = None, ove
     from geomem_jax import config, sweep, train
 
     cfg = config.load_config("configs/pathstar.py:cpu")
+    for dotted, text in BENCH_MODEL:
+        config.apply_override(cfg, dotted, text)
     if width is not None:
         config.apply_override(cfg, "model.width", str(width))
     config.apply_override(cfg, "train.batch_size", str(batch))

@@ -17,15 +17,16 @@ def get_config(arg=None):
     c.name = f"pathstar_{arg or 'default'}"
     c.graph.family = "path_star"
     if arg in (None, "cpu"):
-        # Mixed full path on G(100, 5) with the release's CPU model (2 x 128, 4 heads) and the
-        # optimiser setting that made the quickstart reliable (lr 1e-2, weight decay 1.0).
+        # Mixed full path on G(100, 5): the quick start's model and recipe with lr 2e-2 and weight
+        # decay 0.3, found by vmapped sweeps (docs/FULL_PATH.md): held-out exact match 0.9 over 8 seeds
+        # in about 4 min of CPU training.
         c.graph.degree, c.graph.path_length = 100, 5
-        c.task.target = "full_path"
-        c.model.layers, c.model.width, c.model.heads = 2, 128, 4
-        c.train.steps, c.train.batch_size = 4000, 256
-        c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps = 1e-2, 1.0, 100
+        c.task.target, c.task.pause_tokens = "full_path", 1
+        c.model.layers, c.model.width, c.model.heads = 1, 64, 2
+        c.train.steps, c.train.batch_size, c.train.mixing = 4000, 256, "stratified"
+        c.opt.lr, c.opt.weight_decay, c.opt.warmup_steps, c.opt.schedule = 2e-2, 0.3, 100, "cosine"
         c.eval.every = 500
-        c.sweep.seeds = (0, 1, 2, 3)
+        c.sweep.seeds = tuple(range(8))
     elif arg == "smoke":
         c.graph.degree, c.graph.path_length = 6, 4
         c.model.layers, c.model.width, c.model.heads = 1, 32, 2

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from geomem_jax import graphs
-from geomem_jax.analysis import correlation, geometry, plots, report, spectral
+from geomem_jax.analysis import correlation, geometry, plots, plots_metrics, report, spectral
 from geomem_jax.errors import CheckpointError
 from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
 from geomem_jax.tasks import SPECIAL_TOKENS  # ids N .. N+8 (numpy only: no jax import)
@@ -224,11 +224,11 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
     if trajectory:
         records = [{"step": r["step"], "proj_V": r["node2vec/proj_V"], "proj_C": r["node2vec/proj_C"]}
                    for r in trajectory]
-        paths.append(plots.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png",
-                                                      f"Node2Vec projections — {label}"))
+        paths.append(plots_metrics.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png",
+                                                              f"Node2Vec projections — {label}"))
     mem_key = next((k for k in MEMORIZATION_KEYS if any(k in r for r in curve)), None)
     if mem_key and any("geometry/level" in r for r in curve):
-        paths.append(plots.plot_memorization_vs_geometry(
+        paths.append(plots_metrics.plot_memorization_vs_geometry(
             curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level",
             f"Memorization, geometry and held-out accuracy — {label}"))
     return paths

@@ -70,11 +70,11 @@ def compare_runs(run_dirs, out_dir, metric: str | None = None, make_plots: bool 
     out_dir.mkdir(parents=True, exist_ok=True)
     figure = None
     if make_plots:
-        from geomem_jax.analysis import plots
+        from geomem_jax.analysis import plots_metrics
 
         labels = [f"{r['run']}  {r['point']}  ({r['n']} seeds)".replace("    ", "  ") for r in ranked]
-        figure = plots.plot_point_comparison(labels, [r["stats"][metric] for r in ranked], metric,
-                                             out_dir / "compare.png", bounds=metrics.metric_range(metric))
+        figure = plots_metrics.plot_point_comparison(labels, [r["stats"][metric] for r in ranked], metric,
+                                                     out_dir / "compare.png", bounds=metrics.metric_range(metric))
         lines += ["", f"![compare]({figure.name})"]
     report = out_dir / "compare.md"
     report.write_text("\n".join(lines) + "\n")

@@ -188,13 +188,13 @@ def sweep_curves(summary: dict, records: list[dict], names=CURVE_METRICS) -> dic
 
 def sweep_plots(summary: dict, report_dir) -> list[pathlib.Path]:
     """One figure per swept hyperparameter: every plotted held-out metric against it."""
-    from geomem_jax.analysis import plots
+    from geomem_jax.analysis import plots_metrics
 
     points = [(p["coords"], p["stats"]) for p in headline_points(summary)]
     hparams = [k for k in (points[0][0] if points else {}) if k != "graph"]
     present = [m for m in PLOTTED_METRICS if any(m in stats for _, stats in points)]
-    return [plots.plot_metric_vs_hparam(points, h, present, pathlib.Path(report_dir) / f"sweep_{h}.png",
-                                        bounds_of=metrics.metric_range) for h in hparams if present]
+    return [plots_metrics.plot_metric_vs_hparam(points, h, present, pathlib.Path(report_dir) / f"sweep_{h}.png",
+                                                bounds_of=metrics.metric_range) for h in hparams if present]
 
 
 def write_report(
@@ -227,7 +227,7 @@ def write_report(
         lines += headline_section(summary)
         curves = sweep_curves(summary, records) if make_plots and records else {}
         if curves:
-            from geomem_jax.analysis import plots as plots_lib
+            from geomem_jax.analysis import plots_metrics as plots_lib
 
             path = plots_lib.plot_sweep_curves(curves, report_dir / CURVES_PLOT)
             lines += ["Over training, per sweep point: mean and 95% band over seeds of held-out accuracy, edge "
@@ -238,7 +238,7 @@ def write_report(
     if summary and (axis := ladder.ladder_axis(summary)):
         figure = None
         if make_plots:
-            from geomem_jax.analysis import plots as plots_lib
+            from geomem_jax.analysis import plots_metrics as plots_lib
 
             table = ladder.rungs(summary)
             figure = plots_lib.plot_ladder(table, axis, report_dir / LADDER_PLOT, ladder.largest_working(table, axis),
@@ -246,7 +246,7 @@ def write_report(
         lines += ladder.ladder_section(summary, figure, report_dir)
     scatter = None
     if make_plots and geometry_vs_reasoning and geometry_vs_reasoning.get("points"):
-        from geomem_jax.analysis import plots as plots_lib
+        from geomem_jax.analysis import plots_metrics as plots_lib
 
         scatter = plots_lib.plot_geometry_vs_reasoning(geometry_vs_reasoning, report_dir / GEOMETRY_PLOT)
     lines += geometry_reasoning_section(geometry_vs_reasoning, scatter, report_dir)

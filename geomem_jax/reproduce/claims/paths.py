@@ -258,8 +258,8 @@ def plot_edge_directions(workdir: pathlib.Path, data) -> list[str]:
 
 def plot_scale_ladder(workdir: pathlib.Path, data) -> list[str]:
     """One figure per ladder (data: [(name, rungs, axis, largest working rung)])."""
-    from geomem_jax.analysis import ladder, plots
+    from geomem_jax.analysis import ladder, plots_metrics
 
-    return [plots.plot_ladder(rungs_, axis, workdir / f"scale_ladder_{name}.png", best,
-                              ladder.WORKS_MEAN, ladder.WORKS_OVER_CHANCE).name
+    return [plots_metrics.plot_ladder(rungs_, axis, workdir / f"scale_ladder_{name}.png", best,
+                                      ladder.WORKS_MEAN, ladder.WORKS_OVER_CHANCE).name
             for name, rungs_, axis, best in data]
