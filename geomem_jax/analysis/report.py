@@ -209,7 +209,8 @@ def write_report(
     geometry_vs_reasoning: dict | None = None,
     records: list[dict] = (),
 ) -> pathlib.Path:
-    """Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
+    """(Long on purpose: the report's sections in reading order, one block each.)
+    Write `report_dir/report.md`: held-out accuracy per sweep point (from `summary`, best
     first) and its plots against each swept hyperparameter, the scale ladder when the run is one
     (`ladder`: accuracy per graph size, the largest that works, `scale_ladder.png`), whether geometry predicts it
     (`geometry_vs_reasoning`: output of `correlation.geometry_vs_reasoning`, its scatter

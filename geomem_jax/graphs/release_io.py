@@ -196,7 +196,8 @@ def _find_release_files(root: pathlib.Path, self_edges=None, edges=None):
 
 
 def read_release_dir(path, self_edges: bool | None = None, edges: str | None = None) -> Graph:
-    """Read one dataset of a release-format folder into a Graph.
+    """Read one dataset of a release-format folder into a Graph (long on purpose: the format's
+    inference steps below, in the order the docstring lists them).
 
     The folder may hold several datasets side by side, as the release's builder leaves
     them (the plain and the self-edge variant): the one whose name fits ``self_edges``
