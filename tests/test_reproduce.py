@@ -136,7 +136,7 @@ def test_verdict_pauses(by_pause, expected):
 
 
 def test_parse_only_and_argument_errors(tmp_path):
-    assert R.parse_only(None) == [c for c in R.CLAIMS if c != "scale_ladder"]  # the ladder is opt-in
+    assert R.parse_only(None) == [c for c in R.CLAIMS if c not in ("pause_tokens_long", "scale_ladder")]  # opt-in
     assert R.parse_only("scale_ladder") == ["scale_ladder"]
     assert R.parse_only("knobs,in_weights") == ["in_weights", "knobs"]  # claim order, not argument order
     with pytest.raises(ConfigError, match="--only"):
@@ -165,11 +165,14 @@ def test_every_scale_builds_valid_configs(scale):
     assert runs["frozen_embeddings/frozen"].build().model.freeze_embeddings is True
     assert runs["in_weights/mamba"].build().model.family == "mamba"
     assert runs["in_context/transformer"].build().task.mode == "in_context"
+    transformer = runs["in_weights/transformer"].build()
+    assert transformer.task.target == "full_path" and transformer.model.family == "transformer"
     pause_specs = R.plan(sizes, sizes.seeds)["pause_tokens"]
+    assert len(pause_specs) == len(sizes.pauses)
     for p, spec in zip(sizes.pauses, pause_specs):  # the shared base run only stands in for its own p
         cfg = spec.build()
         assert cfg.task.pause_tokens == p and cfg.eval.every == sizes.pause_every
-    long_specs = pause_specs[len(sizes.pauses):]
+    long_specs = R.plan(sizes, sizes.seeds)["pause_tokens_long"]
     assert len(long_specs) == len(sizes.long_pauses)
     for p, spec in zip(sizes.long_pauses, long_specs):  # one padded program per p over every long path
         cfg = spec.build()
@@ -186,10 +189,12 @@ def test_write_plots_draws_pause_edge_and_ladder_figures(tmp_path):
     curves = {p: {0: [(50, 0.1), (100, 0.6)], 1: [(50, 0.2), (100, 0.7)]} for p in (0, 1, 2)}
     edges = {"forward": S(0.2, 0.1), "backward": S(0.5, 0.1), "both": S(0.8, 0.05)}
     rungs = [_rung(100, 0.9, 0.8, 1.0), _rung(200, 0.3, 0.1, 0.45)]
-    out = R.write_plots(tmp_path, {"pause_tokens": [("G(100, 5)", curves, 0.01), ("G(100, 8)", curves, 0.01)],
+    out = R.write_plots(tmp_path, {"pause_tokens": [("G(100, 5)", curves, 0.01)],
+                                   "pause_tokens_long": [("G(100, 8)", curves, 0.01), ("G(100, 10)", curves, 0.01)],
                                    "edge_directions": (edges, 0.05),
                                    "scale_ladder": [("degree", rungs, "degree", rungs[0])]})
-    assert out == {"pause_tokens": ["pause_tokens.png"], "edge_directions": ["edge_directions.png"],
+    assert out == {"pause_tokens": ["pause_tokens.png"], "pause_tokens_long": ["pause_tokens_long.png"],
+                   "edge_directions": ["edge_directions.png"],
                    "scale_ladder": ["scale_ladder_degree.png"]}
     for names in out.values():
         assert (tmp_path / names[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

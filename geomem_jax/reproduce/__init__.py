@@ -86,7 +86,8 @@ __all__ = [
     # claims
     "CLAIM_BY_NAME", "CLAIM_FUNCS", "CLAIM_TITLES", "CLAIMS", "OPT_IN", "REGISTRY", "Claim", "plan",
     "KNOB_POINTS", "ZOO_ALIGNMENT_K", "claim_edge_directions", "claim_frozen_embeddings", "claim_hardest_token",
-    "claim_in_context", "claim_in_weights", "claim_knobs", "claim_pause_tokens", "claim_precision",
+    "claim_in_context", "claim_in_weights", "claim_knobs", "claim_pause_tokens", "claim_pause_tokens_long",
+    "claim_precision",
     "claim_scale_ladder", "claim_tiny_graphs", "in_context_lookup_values", "pause_steps", "read_curves",
     # runner and report
     "Context", "claim_finished", "judged", "parse_only", "run_reproduce",

@@ -18,7 +18,7 @@ class Scale:
     name: str
     seeds: int
     base: tuple  # (config spec, ((dotted, text), ...))
-    full_path: tuple  # extra overrides on `base`: the claim-1 Transformer
+    full_path: tuple  # (config spec, overrides): the claim-1 Transformer, the full-path recipe
     mamba: tuple  # extra overrides on `full_path`: the claim-1 Mamba
     in_context: tuple  # (config spec, overrides)
     zoo_graphs: tuple
@@ -26,7 +26,7 @@ class Scale:
     knobs: tuple  # (config spec, overrides)
     pauses: tuple
     pause_every: int  # eval.every of the pause runs (the resolution of "steps to target")
-    long_paths: tuple  # ((d, l), ...): pause tokens where the paper used them, one padded program per p
+    long_paths: tuple  # ((d, l), ...): the opt-in pause_tokens_long claim, one padded program per p
     long_pauses: tuple
     long_overrides: tuple  # extra overrides on `base` for the long-path pause runs (steps, eval.every)
     ladders: tuple  # ((name, config spec), ...): configs/scaling.py ladders of the scale_ladder claim
@@ -41,8 +41,10 @@ SCALES = {
         # quickstart: 2400 steps, stratified; docs/REPRODUCTION.md was measured with uniform draws
         base=(_QS, (("train.steps", "3000"), ("train.mixing", "uniform"), ("eval.every", "100"),
                     ("ckpt.every", "1000"))),
-        full_path=(("task.target", "full_path"),),
-        mamba=(("model.family", "mamba"), ("train.steps", "1500"), ("eval.every", "500"), ("ckpt.every", "500")),
+        # docs/FULL_PATH.md: the full-path recipe (1 × 64, lr 2e-2, weight decay 0.3, stratified); Mamba
+        # with the best of its two searches so far (lr 1e-2, weight decay 0.1, 3000 steps)
+        full_path=("configs/pathstar.py:cpu", ()),
+        mamba=(("model.family", "mamba"), ("opt.weight_decay", "0.1"), ("opt.lr", "1e-2"), ("train.steps", "3000")),
         # configs/in_context.py:cpu: G(2, 5), 2 layers × 64, positions N(0, 0.02²), 2000 steps.
         in_context=("configs/in_context.py:cpu", ()),
         zoo_graphs=("star", "grid", "cycle", "irregular"),
@@ -63,7 +65,9 @@ SCALES = {
             ("train.steps", "1000"), ("train.batch_size", "64"), ("opt.warmup_steps", "20"),
             ("eval.every", "100"), ("ckpt.every", "1000"),
         )),
-        full_path=(("task.target", "full_path"),),
+        full_path=(_QS, (("graph.degree", "40"), ("graph.path_length", "4"), ("task.target", "full_path"),
+                         ("train.steps", "1000"), ("train.batch_size", "64"), ("opt.warmup_steps", "20"),
+                         ("eval.every", "100"), ("ckpt.every", "1000"))),
         mamba=(("model.family", "mamba"), ("model.width", "32"), ("train.steps", "200"), ("eval.every", "100"),
                ("ckpt.every", "200")),
         in_context=("configs/in_context.py:cpu", (
@@ -82,7 +86,7 @@ SCALES = {
     "paper": Scale(
         name="paper", seeds=8,
         base=("configs/pathstar.py:g5000_l5", (("task.target", "hardest_token"),)),
-        full_path=(("task.target", "full_path"),),
+        full_path=("configs/pathstar.py:g5000_l5", (("task.target", "full_path"),)),
         mamba=(("model.family", "mamba"),),
         in_context=("configs/in_context.py:g2_l5", ()),
         zoo_graphs=("star", "grid", "cycle", "irregular"),

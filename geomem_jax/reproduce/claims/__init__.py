@@ -47,7 +47,10 @@ REGISTRY = (
           runs=geometry.runs_knobs, judge=geometry.claim_knobs),
     Claim("pause_tokens", "Pause tokens and convergence speed",
           runs=pauses.runs_pause_tokens, judge=pauses.claim_pause_tokens, plot=pauses.plot_pause_tokens),
-    # beyond the paper and long (≈ 40 min on 2 cores): run only when named in --only
+    # long (each ≈ 40 min or more on 2 cores): run only when named in --only
+    Claim("pause_tokens_long", "Pause tokens on long paths, where the paper used them",
+          runs=pauses.runs_pause_tokens_long, judge=pauses.claim_pause_tokens_long,
+          plot=pauses.plot_pause_tokens_long, opt_in=True),
     Claim("scale_ladder", "Beyond the paper: how far in-weights path-finding scales",
           runs=paths.runs_scale_ladder, judge=paths.claim_scale_ladder, plot=paths.plot_scale_ladder, opt_in=True),
 )

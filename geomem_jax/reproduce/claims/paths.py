@@ -40,10 +40,10 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- runs
 
 def runs_in_weights(scale: Scale, seeds: int) -> list[RunSpec]:
-    """The claim-1 Transformer and Mamba: the base run with the full-path target."""
-    full = base_run(scale, seeds, key="in_weights/transformer", overrides=scale.full_path)
-    mamba = base_run(scale, seeds, key="in_weights/mamba", overrides=(*scale.full_path, *scale.mamba))
-    return [full, mamba]
+    """The claim-1 Transformer (the scale's full-path recipe) and Mamba (its overrides on that recipe)."""
+    spec, overrides = scale.full_path
+    return [RunSpec("in_weights/transformer", spec, overrides, seeds),
+            RunSpec("in_weights/mamba", spec, (*overrides, *scale.mamba), seeds)]
 
 
 def runs_hardest_token(scale: Scale, seeds: int) -> list[RunSpec]:

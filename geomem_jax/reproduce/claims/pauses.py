@@ -1,6 +1,6 @@
-"""The pause-token claim: steps to PAUSE_TARGET per pause count, on the base graph and on the long paths
-of `scale.long_paths`. `runs_pause_tokens(scale, seeds)` and `claim_pause_tokens(ctx)`; the registry is in
-claims/__init__.py."""
+"""The pause-token claims: steps to PAUSE_TARGET per pause count, on the base graph (`pause_tokens`) and on
+the long paths of `scale.long_paths` (`pause_tokens_long`, opt-in). `runs_<name>(scale, seeds)` and
+`claim_<name>(ctx)`; the registry is in claims/__init__.py."""
 
 from __future__ import annotations
 
@@ -15,19 +15,21 @@ if TYPE_CHECKING:
 
 
 def runs_pause_tokens(scale: Scale, seeds: int) -> list[RunSpec]:
-    """One run per p on the base graph (the shared base run where it has that p), then one padded run per p
-    over every long path."""
+    """One run per p on the base graph (the shared base run where it has that p)."""
     base = base_run(scale, seeds)
     base_cfg = base.build()
     reuse = lambda p: p == base_cfg.task.pause_tokens and base_cfg.eval.every == scale.pause_every
-    pauses = [base if reuse(p) else base_run(scale, seeds, key=f"pause_tokens/p{p}", overrides=(
+    return [base if reuse(p) else base_run(scale, seeds, key=f"pause_tokens/p{p}", overrides=(
         ("task.pause_tokens", str(p)), ("eval.every", str(scale.pause_every))))
         for p in scale.pauses]
+
+
+def runs_pause_tokens_long(scale: Scale, seeds: int) -> list[RunSpec]:
+    """One padded run per p over every long path of the scale."""
     long_graphs = str(tuple({"degree": d, "path_length": length} for d, length in scale.long_paths))
-    long_pauses = [base_run(scale, seeds, key=f"pause_tokens/long_p{p}", overrides=(
+    return [base_run(scale, seeds, key=f"pause_tokens/long_p{p}", overrides=(
         ("task.pause_tokens", str(p)), *scale.long_overrides, ("sweep.graphs", long_graphs)))
         for p in scale.long_pauses]
-    return [*pauses, *long_pauses]
 
 
 def read_curves(run_dir, metric: str = FIRST) -> dict[int, list[tuple[int, float]]]:
@@ -59,13 +61,13 @@ def pause_steps(specs_by_pause: dict, read_summary, workdir, graph_of=None) -> t
     return steps, curves_by_pause, total
 
 
-def _pause_row(size: str, steps_by_pause: dict, total: int, resolution: int, chance: float, runs: list) -> Row:
+def _pause_row(claim: str, size: str, steps_by_pause: dict, total: int, resolution: int, chance: float, runs: list) -> Row:
     def cell(p, s):
         censored = f", {s['censored']} never reached" if s["censored"] else ""
         return f"p={p}: {s['mean']:.0f} ± {s['ci95']:.0f} steps{censored}"
 
     return Row(
-        "pause_tokens", f"pause tokens speed convergence, {size}",
+        claim, f"pause tokens speed convergence, {size}",
         f"{size}: steps until held-out first decision ≥ {PAUSE_TARGET} (evaluated every {resolution} steps), "
         "per pause count.",
         "; ".join(cell(p, s) for p, s in steps_by_pause.items()), f"{chance:.3g} (1/d)",
@@ -77,27 +79,32 @@ def _pause_row(size: str, steps_by_pause: dict, total: int, resolution: int, cha
 
 
 def claim_pause_tokens(ctx: Context) -> list[Row]:
-    """One row at the base graph, then one per long path of `scale.long_paths` (each p one padded run)."""
-    specs = ctx.plan["pause_tokens"]
-    base_specs = dict(zip(ctx.scale.pauses, specs))
-    long_specs = dict(zip(ctx.scale.long_pauses, specs[len(base_specs):]))
-    base_cfg = specs[0].build()
-    steps, curves, total = pause_steps(base_specs, ctx.run, ctx.workdir)
+    """One row at the base graph."""
+    specs = dict(zip(ctx.scale.pauses, ctx.plan["pause_tokens"]))
+    base_cfg = next(iter(specs.values())).build()
+    steps, curves, total = pause_steps(specs, ctx.run, ctx.workdir)
     chance = 1.0 / base_cfg.graph.degree
-    ctx.plot_data["pause_tokens"] = [(f"G({base_cfg.graph.degree}, {base_cfg.graph.path_length})", curves, chance)]
-    runs = [f"- run {ctx.link(s.key)}: p = {p}" for p, s in base_specs.items()]
-    rows = [_pause_row(ctx.plot_data["pause_tokens"][0][0], steps, total, ctx.scale.pause_every, chance, runs)]
-    resolution = int(long_specs[next(iter(long_specs))].build().eval.every) if long_specs else 0
-    long_runs = [f"- run {ctx.link(s.key)}: p = {p}, graphs " + ", ".join(f"G{size}" for size in ctx.scale.long_paths)
-                 for p, s in long_specs.items()]
+    size = f"G({base_cfg.graph.degree}, {base_cfg.graph.path_length})"
+    ctx.plot_data["pause_tokens"] = [(size, curves, chance)]
+    runs = [f"- run {ctx.link(s.key)}: p = {p}" for p, s in specs.items()]
+    return [_pause_row("pause_tokens", size, steps, total, ctx.scale.pause_every, chance, runs)]
+
+
+def claim_pause_tokens_long(ctx: Context) -> list[Row]:
+    """One row per long path of `scale.long_paths` (each p one padded run over all of them)."""
+    specs = dict(zip(ctx.scale.long_pauses, ctx.plan["pause_tokens_long"]))
+    resolution = int(next(iter(specs.values())).build().eval.every)
+    runs = [f"- run {ctx.link(s.key)}: p = {p}, graphs " + ", ".join(f"G{size}" for size in ctx.scale.long_paths)
+            for p, s in specs.items()]
+    rows, ctx.plot_data["pause_tokens_long"] = [], []
     for graph, (d, length) in enumerate(ctx.scale.long_paths):
-        steps, curves, total = pause_steps(long_specs, ctx.run, ctx.workdir, graph_of=graph)
-        ctx.plot_data["pause_tokens"].append((f"G({d}, {length})", curves, 1.0 / d))
-        rows.append(_pause_row(f"G({d}, {length})", steps, total, resolution, 1.0 / d, long_runs))
+        steps, curves, total = pause_steps(specs, ctx.run, ctx.workdir, graph_of=graph)
+        ctx.plot_data["pause_tokens_long"].append((f"G({d}, {length})", curves, 1.0 / d))
+        rows.append(_pause_row("pause_tokens_long", f"G({d}, {length})", steps, total, resolution, 1.0 / d, runs))
     return rows
 
 
-def plot_pause_tokens(workdir: pathlib.Path, sizes) -> list[str]:
+def plot_pause_tokens(workdir: pathlib.Path, sizes, name: str = "pause_tokens") -> list[str]:
     """One panel per graph: held-out first decision vs step per pause count, mean over seeds, min–max band
     (sizes: [(graph label, {p: {experiment: curve}}, chance)])."""
     import matplotlib.pyplot as plt
@@ -116,5 +123,9 @@ def plot_pause_tokens(workdir: pathlib.Path, sizes) -> list[str]:
         ax.set_xlabel("step"), ax.set_title(size), ax.grid(True, alpha=0.3), ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("held-out first decision (mean over seeds)")
     fig.suptitle("Pause tokens: mean over seeds (band: min–max)")
-    fig.tight_layout(), fig.savefig(workdir / "pause_tokens.png", dpi=110), plt.close(fig)
-    return ["pause_tokens.png"]
+    fig.tight_layout(), fig.savefig(workdir / f"{name}.png", dpi=110), plt.close(fig)
+    return [f"{name}.png"]
+
+
+def plot_pause_tokens_long(workdir: pathlib.Path, sizes) -> list[str]:
+    return plot_pause_tokens(workdir, sizes, "pause_tokens_long")
