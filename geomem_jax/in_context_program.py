@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from geomem_jax import evals, tasks
 from geomem_jax.batches import Dims
 from geomem_jax.program import Program
-from geomem_jax.sequence_model import apply_step, init_state, lr_at, sequence_net, table_paths
+from geomem_jax.sequence_model import apply_step, frozen_table_key, init_state, lr_at, sequence_net, table_paths
 
 IN_CONTEXT_EVAL_ROWS = 512
 
@@ -51,7 +51,7 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
     batch, steps = cfg.train.batch_size, cfg.train.steps
     vocab_mask = jnp.ones((dims.vocab_size,), bool)
     emb_paths = table_paths(cfg.model)
-    frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None
+    frozen_key = frozen_table_key(cfg.model)
     net = sequence_net(model, cfg.model)
     hidden, logits = net.hidden, net.logits
     first = dims.prefix_len - 1  # predicts the source; every later position is scored too
@@ -61,7 +61,7 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
 
     def init(key, hp, data):
         k_param, k_run = jax.random.split(key)
-        return init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt)
+        return init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt, frozen_key)
 
     def step_fn(state, hp, data):
         key, k_batch, k_drop = jax.random.split(state["key"], 3)

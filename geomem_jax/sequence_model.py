@@ -121,9 +121,19 @@ def lr_at(step, peak, total_steps: int, warmup_steps: int, schedule: str, final_
     return peak * factor
 
 
-def adamw(opt_cfg, lr, weight_decay):
-    """AdamW as in the release (PyTorch semantics: decoupled decay scaled by lr, on all params)."""
-    return optax.adamw(lr, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps, weight_decay=weight_decay)
+def adamw(opt_cfg, lr, weight_decay, frozen_key=None):
+    """AdamW as in the release (PyTorch semantics: decoupled decay scaled by lr, on all params). A frozen
+    table (top-level params key `frozen_key`) gets no update, not even weight decay, and keeps no moments."""
+    opt = optax.adamw(lr, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps, weight_decay=weight_decay)
+    if frozen_key is None:
+        return opt
+    label_of = lambda params: {k: "frozen" if k == frozen_key else "train" for k in params}
+    return optax.multi_transform({"train": opt, "frozen": optax.set_to_zero()}, label_of)
+
+
+def frozen_table_key(model_cfg) -> str | None:
+    """The top-level params key of the token table when `model.freeze_embeddings` holds it fixed."""
+    return table_paths(model_cfg)["embedding"][1] if model_cfg.freeze_embeddings else None
 
 
 def _scale_tables(params, emb_paths, init_scale):
@@ -137,16 +147,14 @@ def _scale_tables(params, emb_paths, init_scale):
     return params
 
 
-def init_state(model, params_key, run_key, seq_len: int, emb_paths, init_scale, opt_cfg):
+def init_state(model, params_key, run_key, seq_len: int, emb_paths, init_scale, opt_cfg, frozen_key=None):
     """Fresh train state: params with tables at N(0, init_scale²), AdamW moments, step 0, not diverged."""
     params = model.init({"params": params_key}, jnp.zeros((1, seq_len), jnp.int32))["params"]
     params = _scale_tables(params, emb_paths, init_scale)
-    return initial_state(params, adamw(opt_cfg, 0.0, 0.0).init(params), run_key)
+    return initial_state(params, adamw(opt_cfg, 0.0, 0.0, frozen_key).init(params), run_key)
 
 
 def apply_step(opt_cfg, state, loss, grads, opt_state, lr, weight_decay, frozen_key, key):
-    """One AdamW update; a frozen table gets no update (not even weight decay); guarded against NaN."""
-    updates, opt_state = adamw(opt_cfg, lr, weight_decay).update(grads, opt_state, state["params"])
-    if frozen_key is not None:
-        updates = {**updates, frozen_key: jax.tree_util.tree_map(jnp.zeros_like, updates[frozen_key])}
+    """One AdamW update (a frozen table stays as it is), guarded against NaN."""
+    updates, opt_state = adamw(opt_cfg, lr, weight_decay, frozen_key).update(grads, opt_state, state["params"])
     return guarded_update(state, optax.apply_updates(state["params"], updates), opt_state, key, loss)

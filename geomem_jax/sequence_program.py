@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from geomem_jax import evals, tasks
 from geomem_jax.batches import Dims, by_kind_batch, padded_batch
 from geomem_jax.program import Program
-from geomem_jax.sequence_model import apply_step, init_state, leaf, lr_at, sequence_net, table_paths
+from geomem_jax.sequence_model import apply_step, frozen_table_key, init_state, leaf, lr_at, sequence_net, table_paths
 
 
 def _weighted_ce(logits_BxTxV, targets_BxT, weights_BxT, vocab_mask_V):
@@ -44,14 +44,14 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
     recipe, steps, layout = cfg.train.recipe, cfg.train.steps, cfg.train.batch_layout
     stage1 = cfg.train.stage1_steps if recipe == "staged" else 0
     emb_paths = table_paths(cfg.model)
-    frozen_key = emb_paths["embedding"][1] if cfg.model.freeze_embeddings else None  # top-level params key
+    frozen_key = frozen_table_key(cfg.model)
     net = sequence_net(model, cfg.model)
     first, count = dims.prefix_len - 1, dims.target_len  # the scored positions of a path row
     shared = int(spec.task_tokens)  # every edge query starts with [EDGE]
 
     def init(key, hp, data):
         k_param, k_run = jax.random.split(key)
-        return init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt)
+        return init_state(model, k_param, k_run, dims.seq_len, emb_paths, hp["init_scale"], cfg.opt, frozen_key)
 
     def lr_of(step, hp):
         schedule = lambda s, peak, total: lr_at(s, peak, total, cfg.opt.warmup_steps, cfg.opt.schedule,
@@ -119,6 +119,10 @@ def evaluate_sequence(net: evals.Net, cfg, dims: Dims, params, data) -> dict:
     metrics["geometry/level"] = evals.geometric_level(table_VxD, data)
     if dims.has_paths:
         metrics["geometry/leaf_firsthop_gap"] = evals.leaf_firsthop_gap(table_VxD, data)
+    if "align_eigvecs" in data:  # graphs of <= LOGIT_MARGIN_MAX_NODES nodes (batches.alignment_basis)
+        metrics["geometry/spectral_alignment"] = evals.spectral_alignment(
+            table_VxD[:dims.num_nodes], data["align_eigvecs"], data["node_mask"], data["align_modes"])
+        metrics["geometry/spectral_alignment_k"] = data["align_k"]  # = the analysis's spectral/alignment_k<k>
     if margin_nodes:
         margin = evals.logit_margin(table_VxD[:dims.num_nodes], logits_NxN, data)
         metrics["geometry/logit_margin"], metrics["geometry/logit_margin_top1"] = margin

@@ -500,3 +500,24 @@ def test_logit_margin_of_an_E_W_Et_run_equals_the_analysis_margin(tmp_path):
     analysis = analyze.analyze_run(tmp_path / "run", make_plots=False)
     analysed = [row["scalars"]["geometry/margin"] for row in analysis["experiments"]]
     np.testing.assert_allclose(during, analysed, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("extra", [
+    (("train.batch_layout", "by_kind"),),
+    (("train.batch_layout", "padded"), ("model.tied", "false")),
+    (("task.mode", "in_context"), ("graph.degree", "2"), ("train.batch_size", "8")),
+], ids=["by_kind", "padded_untied", "in_context"])
+def test_a_frozen_table_stays_bit_identical_under_weight_decay(tiny_cfg_factory, extra):
+    """`model.freeze_embeddings`: the optimizer gives the token table no update at all (weight decay
+    included) in every sequence program, while every other leaf trains."""
+    cfg = tiny_cfg_factory(("model.freeze_embeddings", "true"), ("opt.weight_decay", "10.0"),
+                           ("sweep.seeds", "(0,)"), *extra)
+    exps, program, data, _ = train.build(cfg)
+    key, hp, data_0 = sweep.seed_keys(exps)[0], _take(sweep.hparam_arrays(exps), 0), _take(data, 0)
+    run = jax.jit(lambda s: jax.lax.fori_loop(0, 3, lambda _, s: program.step(s, hp, data_0)[0], s))
+    before = program.init(key, hp, data_0)
+    after = jax.device_get(run(before))
+    np.testing.assert_array_equal(after["params"]["embed"], np.asarray(before["params"]["embed"]))
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(after["params"]),
+                                                         jax.tree_util.tree_leaves(jax.device_get(before["params"])))]
+    assert sum(changed) == len(changed) - 1  # everything but the table moved
