@@ -17,9 +17,8 @@ import re
 import numpy as np
 
 from geomem_jax.errors import CheckpointError
-from geomem_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported for callers)
+from geomem_jax.rundir import CHECKPOINTS as CKPT_DIR, META, read_json
 
-CKPT_DIR = "checkpoints"
 _TMP_RE = re.compile(r"^(\d+)\.orbax-checkpoint-tmp")
 
 
@@ -276,7 +275,7 @@ def read_extra(workdir, step: int) -> dict:
 
 
 def load_meta(workdir) -> dict:
-    path = pathlib.Path(workdir) / "meta.json"
+    path = pathlib.Path(workdir) / META
     if not path.is_file():
-        raise CheckpointError(f"{workdir}: not a geomem run directory (no meta.json)")
-    return json.loads(path.read_text())
+        raise CheckpointError(f"{workdir}: not a geomem run directory (no {META})")
+    return read_json(path)

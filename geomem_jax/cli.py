@@ -12,6 +12,7 @@ import os
 import pathlib
 import sys
 
+from geomem_jax import rundir
 from geomem_jax.cli_flags import (  # noqa: F401 (BOOLEAN_FLAGS ... command_list: re-exported, cli.NAME)
     BOOLEAN_FLAGS,
     COMMANDS,
@@ -23,6 +24,7 @@ from geomem_jax.cli_flags import (  # noqa: F401 (BOOLEAN_FLAGS ... command_list
     parse_args,
 )
 from geomem_jax.errors import UserError
+from geomem_jax.metric_names import TABLE_COLUMNS
 
 
 def load(flags: dict, overrides, default: str | None = None):
@@ -119,7 +121,7 @@ def cmd_analyze(flags, overrides):
 
     workdir = _required(flags, "workdir", "analyze")
     result = analyze.analyze_run(workdir, step=_step(flags), make_plots=not flags.get("no-plots"))
-    report = pathlib.Path(workdir) / "report" / "report.md"
+    report = pathlib.Path(workdir) / rundir.REPORT
     print(f"analysis of {len(result['experiments'])} experiments written to {report}")
 
 
@@ -151,12 +153,6 @@ def cmd_export_embeddings(flags, overrides):
     out = _required(flags, "out", "export-embeddings")
     analyze.export_embeddings(workdir, _step(flags), out)
     print(f"embeddings written to {out}")
-
-
-TABLE_COLUMNS = (
-    ("test/first_token", "first"), ("test/exact_match", "exact"), ("edge/recall_at_degree", "edges"),
-    ("edge/recall_at_5", "rec@5"), ("node2vec/alignment", "align"), ("geometry/level", "level"),
-)
 
 
 def cmd_zoo(flags, overrides):

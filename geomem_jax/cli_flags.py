@@ -74,9 +74,9 @@ FLAG_HELP = {  # (command, flag) first, then (None, flag) for flags that mean th
     ("reproduce", "seeds"): FlagHelp("N", "seeds per run, >= 2 (default: the scale's)", "sweep.seeds of every run"),
     ("zoo", "only"): FlagHelp("PRESET,...", "only these presets of configs/tiny_graphs.py "
                               "(<graph>_<model>[_self_edges])"),
-    ("reproduce", "only"): FlagHelp("CLAIM,...", f"only these claims: {', '.join(c for c in CLAIMS if c not in OPT_IN)} "
-                                    f"(default: all of these); {' and '.join(OPT_IN)} run only when named "
-                                    "(≈ 1 h each on 2 cores)"),
+    ("reproduce", "only"): FlagHelp("CLAIM,...", "only these claims: "
+                                    f"{', '.join(c for c in CLAIMS if c not in OPT_IN)} (default: all of these); "
+                                    f"{' and '.join(OPT_IN)} run only when named (≈ 1 h each on 2 cores)"),
     ("zoo", "self-edges"): FlagHelp(None, "the _self_edges variant of every preset (graph.self_edges=true)",
                                     "graph.self_edges"),
     ("reproduce", "quick"): FlagHelp(None, "CI-sized runs (minutes): tests the pipeline, every verdict INCONCLUSIVE"),

@@ -13,7 +13,6 @@ uninterrupted run ends (same keys, same steps, metrics after it are rewritten).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import pathlib
@@ -26,7 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomem_jax import checkpoint, config as config_lib, distributed, metrics, sweep, train, writers as writers_lib
+from geomem_jax import (
+    checkpoint,
+    config as config_lib,
+    distributed,
+    metrics,
+    rundir,
+    sweep,
+    train,
+    writers as writers_lib,
+)
 from geomem_jax.errors import CheckpointError, UserError
 
 
@@ -41,56 +49,31 @@ def jit_chunk(program, chunk_steps: int, reduce=jnp.mean):
     return jax.jit(jax.vmap(run_chunk), donate_argnums=0)
 
 
-@contextlib.contextmanager
-def workdir_lock(workdir: pathlib.Path):
-    """One process per workdir: a second one refuses instead of corrupting the first."""
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        handle = open(workdir / ".lock", "w")
-    except OSError as err:
-        raise UserError(f"--workdir={workdir}: cannot create or write the run directory "
-                        f"({err.strerror or err})") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(f"--workdir={workdir}: another geomem process is using this run directory") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
 def _prepare_workdir(workdir: pathlib.Path, cfg_dict: dict, resume) -> int | None:
     """Checks the workdir against the config; returns the step to resume from, or None to start.
 
     A run of this config killed before its first checkpoint restarts from step 0 (the run is
     deterministic, so it still ends where an uninterrupted run ends).
     """
-    cfg_path = workdir / "config.json"
-    if not cfg_path.is_file():
+    saved = rundir.read_json(workdir / rundir.CONFIG, missing=None)
+    if saved is None:
         if resume is True:
-            raise UserError(f"--resume: nothing to resume in {workdir} (no config.json)")
+            raise UserError(f"--resume: nothing to resume in {workdir} (no {rundir.CONFIG})")
         return None
-    saved = json.loads(cfg_path.read_text())
     if not resume:
         raise UserError(
             f"--workdir={workdir} already holds a run; pass --resume to continue it or choose another workdir"
         )
-    diff = sorted(k for k in _diff_keys(saved, cfg_dict) if k not in ELASTIC_KEYS)
+    diff = _differences(saved, cfg_dict)
     if diff:
         raise UserError(f"--resume: {workdir} holds a run of a different config (differs at: {', '.join(diff)})")
     steps = checkpoint.complete_steps(workdir)
     return steps[-1] if steps else None
 
 
-def _diff_keys(a, b, prefix=""):
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in set(a) | set(b):
-            yield from _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-    elif a != b:
-        yield prefix.rstrip(".")
+def _differences(saved: dict, cfg_dict: dict) -> list[str]:
+    """The config keys a resumed run may not change (sorted)."""
+    return sorted(k for k in rundir.config_differences(saved, cfg_dict, added_keys=True) if k not in ELASTIC_KEYS)
 
 
 RESUME_MODES = (False, True, "auto")
@@ -106,12 +89,8 @@ def extend_run(workdir: pathlib.Path, cfg_dict: dict, stream=None) -> bool:
     equals a run trained at the new length from the start. A cosine schedule decays over
     train.steps, so extending re-stretches it; a note says how the lr changes at the resume step.
     """
-    cfg_path = workdir / "config.json"
-    if not cfg_path.is_file():
-        return False
-    saved = json.loads(cfg_path.read_text())
-    diff = sorted(k for k in _diff_keys(saved, cfg_dict) if k not in ELASTIC_KEYS)
-    if diff != [EXTENDABLE_KEY]:
+    saved = rundir.read_json(workdir / rundir.CONFIG, missing=None)
+    if saved is None or _differences(saved, cfg_dict) != [EXTENDABLE_KEY]:
         return False
     old, new = saved["train"]["steps"], cfg_dict["train"]["steps"]
     if new < old:
@@ -122,12 +101,11 @@ def extend_run(workdir: pathlib.Path, cfg_dict: dict, stream=None) -> bool:
     if note:
         print(f"geomem: note: {note}", file=stream or sys.stderr)
     saved["train"]["steps"] = new
-    meta_path = workdir / "meta.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    meta = rundir.read_json(workdir / rundir.META, missing=None)
+    if meta is not None:
         meta.setdefault("extensions", []).append({"from_steps": old, "to_steps": new, "note": note or "exact"})
-        checkpoint.write_json_atomic(meta_path, meta)
-    checkpoint.write_json_atomic(cfg_path, saved)
+        rundir.write_json_atomic(workdir / rundir.META, meta)
+    rundir.write_json_atomic(workdir / rundir.CONFIG, saved)
     return True
 
 
@@ -160,15 +138,15 @@ def run(cfg, workdir, resume=False, progress: bool = True, stream=None) -> dict:
     cfg_dict = json.loads(json.dumps(config_lib.to_dict(cfg)))
     exps, program, data, meta = train.build(cfg)  # validates before touching the workdir
     train.check_memory(cfg, program, data, len(exps))
-    with _stop_requests() as stop, workdir_lock(workdir):
+    with _stop_requests() as stop, rundir.lock(workdir):
         try:
             if resume and distributed.is_writer():
                 extend_run(workdir, cfg_dict, stream)  # a larger train.steps: continue a finished run
             start = _prepare_workdir(workdir, cfg_dict, resume)
             if start is None and distributed.is_writer():
-                checkpoint.write_json_atomic(workdir / "config.json", cfg_dict)
-                checkpoint.write_json_atomic(workdir / "meta.json", meta)
-                (workdir / "metrics.jsonl").write_text("")
+                rundir.write_json_atomic(workdir / rundir.CONFIG, cfg_dict)
+                rundir.write_json_atomic(workdir / rundir.META, meta)
+                (workdir / rundir.METRICS).write_text("")
             return _train(cfg, workdir, exps, program, data, meta, start, progress, stream, stop)
         except OSError as err:  # disk full, permissions: complete checkpoints stay usable
             raise UserError(
@@ -209,7 +187,7 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     init = jax.jit(jax.vmap(program.init), out_shardings=distributed.sweep_sharding(mesh))
     evaluate = jax.jit(jax.vmap(program.evaluate))
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
-    writer = metrics.MetricsWriter(workdir / "metrics.jsonl") if distributed.is_writer() else None
+    writer = metrics.MetricsWriter(workdir / rundir.METRICS) if distributed.is_writer() else None
     # TensorBoard / W&B (off by default) get the same records as metrics.jsonl.
     extra_writers = writers_lib.make_writers(cfg.logging, workdir, meta, start) if writer else []
 
@@ -257,7 +235,7 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     finally:  # stopped or failed runs close their TensorBoard / W&B runs too
         for w in extra_writers:
             w.close()
-    summary = metrics.build_summary(meta, metrics.read_metrics(workdir / "metrics.jsonl"))
+    summary = metrics.build_summary(meta, metrics.read_metrics(workdir / rundir.METRICS))
     if writer:
         metrics.write_summary(workdir, summary)
     return summary

@@ -10,23 +10,14 @@ import sys
 
 import numpy as np
 
-from geomem_jax.jsonio import write_json_atomic
+from geomem_jax import rundir
+
+# The first of PRIMARY_METRICS present is a run's primary metric (tables are sorted by it, the best
+# sweep point is the one with its highest mean); intervals are clipped to a metric's range.
+from geomem_jax.metric_names import PRIMARY_METRICS, metric_range
 
 LOWER_IS_BETTER = ("loss",)
-# Held-out accuracy first: the first of these present is a run's primary metric (tables are
-# sorted by it, the best sweep point is the one with its highest mean).
-PRIMARY_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
-                   "edge/recall_at_5", "node2vec/alignment")
-# Metrics that are shares or accuracies, bounded by [0, 1]: their intervals are clipped to it.
-UNIT_INTERVAL_PREFIXES = ("test/first_", "test/exact_match", "test/token_", "test/child", "test/forced_accuracy",
-                          "test/forced_exact_match", "edge/recall", "spectral/alignment",
-                          "geometry/negative_mode_share")
 MIN_SEEDS_FOR_T = 3  # below this a Student-t interval is too wide to mean anything: show min–max
-
-
-def metric_range(name: str) -> tuple[float, float] | None:
-    """(0, 1) for accuracies and shares, None for unbounded metrics (losses, levels, margins)."""
-    return (0.0, 1.0) if name.startswith(UNIT_INTERVAL_PREFIXES) else None
 
 
 def mean_ci(values, bounds: tuple[float, float] | None = None) -> dict:
@@ -226,7 +217,7 @@ def build_summary(meta: dict, records: list[dict]) -> dict:
 
 
 def write_summary(workdir, summary: dict) -> None:
-    write_json_atomic(pathlib.Path(workdir) / "summary.json", summary)
+    rundir.write_json_atomic(pathlib.Path(workdir) / rundir.SUMMARY, summary)
 
 
 class HeadlineFigure:

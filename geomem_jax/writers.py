@@ -32,12 +32,12 @@ import time
 import uuid
 from typing import Protocol
 
+from geomem_jax import rundir
 from geomem_jax.errors import ConfigError, UserError
 
 WANDB_MODES = ("offline", "online")
 DEFAULTS = {"tensorboard": False, "wandb": False, "wandb_project": "geomem_jax", "wandb_mode": "offline"}
 EXIT_WAIT_S = 30.0  # how long close() waits for W&B to write each run's last records
-WANDB_IDS_FILE = "wandb_runs.json"  # run ids per experiment, so a resumed run logs into the same W&B runs
 
 
 class Writer(Protocol):
@@ -64,7 +64,7 @@ class TensorBoardWriter:
 
     def __init__(self, summary_writer_cls, hparams_fn, workdir, experiments: list[dict],
                  purge_step: int | None = None):
-        root = pathlib.Path(workdir) / "tb"
+        root = pathlib.Path(workdir) / rundir.TENSORBOARD_DIR
         # The writers name event files by the second; a restart within it would reopen (and
         # truncate) the same file. The suffix keeps every file and sorts in creation order.
         kwargs = {"filename_suffix": f".{time.time_ns()}"}
@@ -149,7 +149,7 @@ def read_wandb_run(workdir, run_id: str) -> dict:
     in creation order with wandb's own transaction-log reader; a row is one `run.log` call
     as {key: value, "_step": step}. No files (or no reader): empty config and history.
     """
-    found = glob.glob(str(pathlib.Path(workdir) / "wandb" / "*run-*" / f"run-{run_id}.wandb"))
+    found = glob.glob(str(pathlib.Path(workdir) / rundir.WANDB_DIR / "*run-*" / f"run-{run_id}.wandb"))
     files = sorted(found, key=_run_dir_order)  # (the latest-run link does not match *run-*)
     config, history = {}, []
     if not files:
@@ -202,14 +202,14 @@ def _run_dir_order(wandb_file: str) -> tuple:
 
 def _wandb_ids(workdir: pathlib.Path, experiments: list[dict]) -> dict[str, str]:
     """Run ids per experiment index, created once per run directory and reused on resume."""
-    path = workdir / WANDB_IDS_FILE
-    ids = json.loads(path.read_text()) if path.is_file() else {}
+    path = workdir / rundir.WANDB_IDS
+    ids = rundir.read_json(path, missing={})
     token = uuid.uuid4().hex[:8]
     missing = {str(e["index"]): f"{token}-exp{e['index']}" for e in experiments if str(e["index"]) not in ids}
     if missing:
         ids.update(missing)
         workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(ids, indent=1) + "\n")
+        rundir.write_json_atomic(path, ids)
     return ids
 
 
@@ -295,7 +295,7 @@ def _records_up_to(workdir, step: int | None) -> list[dict]:
 
     if step is None:
         return []
-    return [r for r in metrics.read_metrics(pathlib.Path(workdir) / "metrics.jsonl") if r["step"] <= step]
+    return [r for r in metrics.read_metrics(pathlib.Path(workdir) / rundir.METRICS) if r["step"] <= step]
 
 
 def replay(workdir, cfg_logging) -> int:
@@ -303,11 +303,11 @@ def replay(workdir, cfg_logging) -> int:
     from geomem_jax import metrics
 
     workdir = pathlib.Path(workdir)
-    meta_path = workdir / "meta.json"
-    if not meta_path.is_file():
-        raise UserError(f"--workdir={workdir}: no meta.json (not a geomem run directory)")
-    records = metrics.read_metrics(workdir / "metrics.jsonl")
-    writers = make_writers(cfg_logging, workdir, json.loads(meta_path.read_text()))
+    meta = rundir.read_json(workdir / rundir.META, missing=None)
+    if meta is None:
+        raise UserError(f"--workdir={workdir}: no {rundir.META} (not a geomem run directory)")
+    records = metrics.read_metrics(workdir / rundir.METRICS)
+    writers = make_writers(cfg_logging, workdir, meta)
     try:
         for record in records:
             for w in writers:

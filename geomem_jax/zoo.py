@@ -13,17 +13,17 @@ from __future__ import annotations
 import pathlib
 import time
 
-from geomem_jax import config as config_lib
+from geomem_jax import config as config_lib, metric_names as names, rundir
 from geomem_jax.errors import ConfigError
 from geomem_jax.metrics import MIN_MAX_NOTE, format_interval
 
 ZOO_CONFIG = "configs/tiny_graphs.py"
-COLUMNS = (
-    ("recall", ("edge/recall_at_degree", "edge/recall_at_5")),
-    ("geometric level", ("geometry/level",)),
-    ("geometric margin", ("geometry/margin", "geometry/logit_margin")),
+COLUMNS = (  # (heading, the metrics it shows: the first one present)
+    ("recall", names.RECALL_KEYS),
+    ("geometric level", (names.LEVEL,)),
+    ("geometric margin", (names.MARGIN, names.LOGIT_MARGIN)),
     # k=2 splits a star's 3-fold arm eigenspace: the analysis reports its closing k=3 instead
-    ("spectral alignment k=2 (stars: 3)", ("spectral/alignment_k2", "spectral/alignment_k3")),
+    ("spectral alignment k=2 (stars: 3)", (f"{names.SPECTRAL_ALIGNMENT_K}2", f"{names.SPECTRAL_ALIGNMENT_K}3")),
 )
 
 
@@ -60,23 +60,21 @@ def run_zoo(workdir, seeds: int = 8, presets=None, self_edges: bool = False, pro
     results, t0 = {}, time.perf_counter()
     for i, preset in enumerate(presets):
         run_dir = workdir / preset
-        if not (run_dir / "summary.json").is_file():
+        if not (run_dir / rundir.SUMMARY).is_file():
             cfg = config_lib.load_config(f"{ZOO_CONFIG}:{preset}")
             config_lib.apply_override(cfg, "sweep.seeds", str(tuple(range(seeds))))
             if stream is not None:
                 stream.write(f"[zoo {i + 1}/{len(presets)}] {preset}  ({time.perf_counter() - t0:.0f} s)\n")
-            loop.run(cfg, run_dir, resume=(run_dir / "config.json").is_file(), progress=progress, stream=stream)
+            loop.run(cfg, run_dir, resume=(run_dir / rundir.CONFIG).is_file(), progress=progress, stream=stream)
             analyze.analyze_run(run_dir, make_plots=False)
         results[preset] = _load_aggregate(run_dir)
     return write_zoo_report(workdir, results, seeds)
 
 
 def _load_aggregate(run_dir: pathlib.Path) -> dict:
-    import json
-
     from geomem_jax.metrics import group_parts
 
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = rundir.read_json(run_dir / rundir.SUMMARY)
     return group_parts(summary["aggregate"][0])[1] if summary["aggregate"] else {}
 
 
@@ -106,7 +104,7 @@ def write_zoo_report(workdir: pathlib.Path, results: dict, seeds: int) -> pathli
     ]
     for preset, metrics in results.items():
         cells = " | ".join(_cell(metrics, keys) for _, keys in COLUMNS)
-        lines.append(f"| [{preset}]({preset}/report/report.md) | {cells} |")
+        lines.append(f"| [{preset}]({preset}/{rundir.REPORT}) | {cells} |")
     path = workdir / "zoo.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fault_helpers as fh
-from geomem_jax import metrics, writers
+from geomem_jax import metrics, rundir, writers
 from geomem_jax.errors import ConfigError, UserError
 
 NAN = float("nan")
@@ -223,7 +223,7 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, no_packages):
 
 
 def _wandb_ids(workdir) -> dict:
-    return {int(k): v for k, v in json.loads((workdir / writers.WANDB_IDS_FILE).read_text()).items()}
+    return {int(k): v for k, v in json.loads((workdir / rundir.WANDB_IDS).read_text()).items()}
 
 
 def test_wandb_offline_runs_hold_config_and_exact_logs(tmp_path, wandb_offline):

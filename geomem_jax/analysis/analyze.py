@@ -38,7 +38,7 @@ import warnings
 
 import numpy as np
 
-from geomem_jax import graphs
+from geomem_jax import graphs, metric_names as names, rundir
 from geomem_jax.analysis import correlation, geometry, plots, plots_metrics, report, spectral
 from geomem_jax.errors import CheckpointError
 from geomem_jax.metrics import aggregate as aggregate_finals, flatten_vectors, read_metrics
@@ -187,7 +187,7 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
 
 
 def _read_metrics(workdir) -> list[dict]:
-    return read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+    return read_metrics(pathlib.Path(workdir) / rundir.METRICS)
 
 
 def _experiment_curve(records: list[dict], index: int) -> list[dict]:
@@ -197,9 +197,6 @@ def _experiment_curve(records: list[dict], index: int) -> list[dict]:
             if entry.get("index") == index:
                 curve.append({"step": record["step"], **entry})
     return curve
-
-
-MEMORIZATION_KEYS = ("edge/recall_at_degree", "edge/recall", "edge/recall_at_5")
 
 
 def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[pathlib.Path]:
@@ -226,10 +223,10 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
                    for r in trajectory]
         paths.append(plots_metrics.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png",
                                                               f"Node2Vec projections — {label}"))
-    mem_key = next((k for k in MEMORIZATION_KEYS if any(k in r for r in curve)), None)
-    if mem_key and any("geometry/level" in r for r in curve):
+    mem_key = next((k for k in names.MEMORIZATION_KEYS if any(k in r for r in curve)), None)
+    if mem_key and any(names.LEVEL in r for r in curve):
         paths.append(plots_metrics.plot_memorization_vs_geometry(
-            curve, f"{prefix}_mem_vs_geometry.png", mem_key, "geometry/level",
+            curve, f"{prefix}_mem_vs_geometry.png", mem_key, names.LEVEL,
             f"Memorization, geometry and held-out accuracy — {label}"))
     return paths
 
@@ -246,10 +243,10 @@ def _merge_summary(workdir, step, rows, records, extra: dict | None = None) -> d
 
     A scalar the trainer also wrote (geometry/level) is not replaced, so `final` stays the last
     line of metrics.jsonl for every training metric."""
-    path = pathlib.Path(workdir) / "summary.json"
+    path = pathlib.Path(workdir) / rundir.SUMMARY
     if not path.is_file():  # still training (or stopped): its writer creates summary.json at the end
         return {}
-    summary = json.loads(path.read_text())
+    summary = rundir.read_json(path)
     by_index = {e.get("index"): e for e in summary.setdefault("experiments", [])}
     for row in rows:
         entry = by_index.get(row["index"])
@@ -258,11 +255,11 @@ def _merge_summary(workdir, step, rows, records, extra: dict | None = None) -> d
             summary["experiments"].append(entry)
         trained = _trainer_keys(records, row["index"])
         entry.setdefault("final", {}).update({k: v for k, v in row["scalars"].items() if k not in trained})
-        entry["final"]["analysis/step"] = step
+        entry["final"][names.ANALYSIS_STEP] = step
     if all("coords" in e and "seed" in e for e in summary["experiments"]):
         summary["aggregate"] = aggregate_finals(summary["experiments"])  # now with the new scalars
     summary.update(extra or {})
-    report.write_json_atomic(path, summary)
+    rundir.write_json_atomic(path, summary)
     return summary
 
 
@@ -295,7 +292,7 @@ def analyze_run(workdir, step: int | None = None, out_dir=None, make_plots: bool
     W_SxDxD = _leaf(tree, bilinear_path, "bilinear W") if bilinear_path else None
     is_node2vec = "node2vec" in family.lower()
     sweep_keys = meta.get("sweep_keys", ["seed"])
-    out_dir = pathlib.Path(out_dir) if out_dir is not None else workdir / "report"
+    out_dir = pathlib.Path(out_dir) if out_dir is not None else workdir / rundir.REPORT_DIR
     records = _read_metrics(workdir)
 
     cache = _GraphCache()
@@ -366,7 +363,7 @@ def export_embeddings(workdir, step: int | None, out_dir, ckpt=None) -> pathlib.
     out_dir.mkdir(parents=True, exist_ok=True)  # only after every check passed
     for index, E_NxD in tables:
         np.save(out_dir / f"emb_{index}.npy", E_NxD.astype(np.float32))
-    report.write_json_atomic(out_dir / "index.json", {
+    rundir.write_json_atomic(out_dir / "index.json", {
         "rows": "row i of emb_<index>.npy (float32, num_nodes x width) is the embedding of node i; "
                 "graph.forward_edges / train_paths / test_paths use the same node ids",
         "experiments": entries,

@@ -7,21 +7,18 @@ mean [95% CI] of the compared metric, best first.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
-from geomem_jax import metrics
+from geomem_jax import metrics, rundir
 from geomem_jax.errors import UserError
-
-TABLE_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
-                 "edge/recall_at_5", "node2vec/alignment")
+from geomem_jax.metric_names import PRIMARY_METRICS as TABLE_METRICS  # its columns: the ranking metrics
 
 
 def load_summary(run_dir) -> dict:
-    path = pathlib.Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir}: no summary.json (not a finished geomem run directory)")
-    return json.loads(path.read_text())
+    summary = rundir.read_json(pathlib.Path(run_dir) / rundir.SUMMARY, missing=None)
+    if summary is None:
+        raise UserError(f"{run_dir}: no {rundir.SUMMARY} (not a finished geomem run directory)")
+    return summary
 
 
 def comparison_rows(run_dirs) -> list[dict]:

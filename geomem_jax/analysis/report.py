@@ -8,15 +8,11 @@ import pathlib
 
 import numpy as np
 
-from geomem_jax import metrics
+from geomem_jax import metrics, rundir
 from geomem_jax.analysis import ladder
-from geomem_jax.jsonio import write_json_atomic  # noqa: F401  (re-exported)
+from geomem_jax.metric_names import CURVE_METRICS, HEADLINE_METRICS, PLOTTED_METRICS
 
 summarise = metrics.metric_stats  # the one definition of the seed statistics: metrics.mean_ci
-HEADLINE_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
-                    "edge/recall_at_5", "node2vec/alignment", "train/loss")
-PLOTTED_METRICS = ("test/first_token", "test/first_decision", "test/exact_match", "edge/recall_at_degree",
-                   "edge/recall_at_5")
 
 
 def aggregate_over_seeds(rows: list[dict], coord_key: str = "coords", scalar_key: str = "scalars") -> list[dict]:
@@ -89,8 +85,6 @@ def headline_section(summary: dict) -> list[str]:
     return lines
 
 
-CURVE_METRICS = ("test/first_decision", "test/first_token", "test/exact_match", "edge/recall_at_degree",
-                 "geometry/level", "geometry/leaf_firsthop_gap", "geometry/logit_margin")  # over training, if logged
 CURVES_PLOT = "sweep_curves.png"
 GEOMETRY_PLOT = "geometry_vs_reasoning.png"
 LADDER_PLOT = "scale_ladder.png"
@@ -284,6 +278,6 @@ def write_report(
         for path in paths:
             rel = os.path.relpath(path, report_dir)
             lines += [f"![{pathlib.Path(path).stem}]({rel})", ""]
-    out = report_dir / "report.md"
+    out = report_dir / rundir.REPORT_FILE
     out.write_text("\n".join(lines) + "\n")
     return out

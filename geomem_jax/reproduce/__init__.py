@@ -40,7 +40,7 @@ from geomem_jax.reproduce.claims.paths import (
 from geomem_jax.reproduce.claims.pauses import claim_pause_tokens, pause_steps, read_curves
 from geomem_jax.reproduce.report import QUICK_MARK, machine_info, table_text, write_plots, write_report
 from geomem_jax.reproduce.runner import Context, claim_finished, judged, parse_only, run_reproduce
-from geomem_jax.reproduce.scales import SCALES, RunSpec, Scale, base_run, config_differences
+from geomem_jax.reproduce.scales import SCALES, RunSpec, Scale, base_run
 from geomem_jax.reproduce.verdicts import (
     ABOVE_CHANCE_FACTOR,
     AT_CHANCE_TOL,
@@ -81,6 +81,7 @@ from geomem_jax.reproduce.verdicts import (
     verdict_pauses,
     verdict_sign,
 )
+from geomem_jax.rundir import config_differences
 
 __all__ = [
     # claims

@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
-import shutil
 import sys
 import time
 
+from geomem_jax import rundir
 from geomem_jax.errors import ConfigError, UserError
+from geomem_jax.metric_names import ANALYSIS_STEP
 from geomem_jax.reproduce.claims import CLAIM_BY_NAME, CLAIM_FUNCS, CLAIMS, OPT_IN, plan
 from geomem_jax.reproduce.report import _hms, machine_info, write_plots, write_report
-from geomem_jax.reproduce.scales import SCALES, RunSpec, Scale, _config_dict, _saved_config, config_differences
+from geomem_jax.reproduce.scales import SCALES, RunSpec, Scale, _config_dict, _saved_config
 from geomem_jax.reproduce.verdicts import INCONCLUSIVE, Row
+from geomem_jax.rundir import config_differences
 
 
 class Context:
@@ -25,8 +26,8 @@ class Context:
         self.scale, self.seeds, self.quick = scale, seeds, quick
         self.progress, self.stream = progress, stream
         self.plan = plan(scale, seeds)
-        self.timings_path = self.workdir / "timings.json"
-        self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+        self.timings_path = self.workdir / rundir.TIMINGS
+        self.timings = rundir.read_json(self.timings_path, missing={})
         self._summaries: dict[str, dict] = {}
         self.plot_data: dict = {}  # claim -> what write_plots draws
 
@@ -37,9 +38,7 @@ class Context:
 
     def add_time(self, key: str, seconds: float) -> None:
         self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 2)
-        from geomem_jax.checkpoint import write_json_atomic
-
-        write_json_atomic(self.timings_path, self.timings)
+        rundir.write_json_atomic(self.timings_path, self.timings)
 
     def run(self, spec: RunSpec) -> dict:
         """The run's summary: read if finished, else resumed or trained (then analysed)."""
@@ -49,35 +48,32 @@ class Context:
 
         run_dir = self.workdir / spec.key
         cfg = spec.build()
-        saved_path = run_dir / "config.json"
-        differing = config_differences(_saved_config(run_dir), _config_dict(cfg)) if saved_path.is_file() else []
+        saved = _saved_config(run_dir)
+        differing = config_differences(saved, _config_dict(cfg)) if saved is not None else []
         if differing:
             raise UserError(
                 f"{run_dir} holds a run of a different config (differs at: {', '.join(differing)}; other --seeds, "
                 f"--quick or --scale?); use another --workdir or delete that directory"
             )
-        summary_path = run_dir / "summary.json"
+        summary_path = run_dir / rundir.SUMMARY
         t0 = time.perf_counter()
         if summary_path.is_file():
             self.say(f"    {spec.key}: done earlier, skipped")
         else:
-            resume = saved_path.is_file()
+            resume = saved is not None
             if resume and not checkpoint.complete_steps(run_dir):
                 self.say(f"    {spec.key}: interrupted before its first checkpoint; starting it again")
-                with loop.workdir_lock(run_dir):  # refuses if another process is training it
-                    for child in run_dir.iterdir():
-                        if child.name != ".lock":
-                            shutil.rmtree(child) if child.is_dir() else child.unlink()
+                rundir.clear(run_dir)
                 resume = False
             self.say(f"    {spec.key}: {'resuming' if resume else 'training'} ({spec.seeds} seeds, "
                      f"{cfg.train.steps} steps)")
             loop.run(cfg, run_dir, resume=resume, progress=self.progress, stream=self.stream)
-        summary = json.loads(summary_path.read_text())
+        summary = rundir.read_json(summary_path)
         if spec.analyze and not _analysed(summary):
             from geomem_jax.analysis import analyze
 
             analyze.analyze_run(run_dir, make_plots=False)
-            summary = json.loads(summary_path.read_text())
+            summary = rundir.read_json(summary_path)
         spent = time.perf_counter() - t0
         if spent > 1.0:
             self.add_time(spec.key, spent)
@@ -85,13 +81,12 @@ class Context:
         return summary
 
     def link(self, key: str) -> str:
-        report = self.workdir / key / "report" / "report.md"
-        target = f"{key}/report/report.md" if report.is_file() else f"{key}/summary.json"
-        return f"[{key}]({target})"
+        target = rundir.REPORT if (self.workdir / key / rundir.REPORT).is_file() else rundir.SUMMARY
+        return f"[{key}]({key}/{target})"
 
 
 def _analysed(summary: dict) -> bool:
-    return all("analysis/step" in e.get("final", {}) for e in summary.get("experiments", []))
+    return all(ANALYSIS_STEP in e.get("final", {}) for e in summary.get("experiments", []))
 
 
 def parse_only(only) -> list[str]:
@@ -171,7 +166,7 @@ def claim_finished(ctx: Context, claim: str) -> bool:
         return False
     for spec in ctx.plan[claim]:
         run_dir = ctx.workdir / spec.key
-        if not (run_dir / "summary.json").is_file():
+        if not (run_dir / rundir.SUMMARY).is_file():
             return False
         if config_differences(_saved_config(run_dir), _config_dict(spec.build())):
             return False

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import pathlib
 
-from geomem_jax import config as config_lib
+from geomem_jax import config as config_lib, rundir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,30 +141,12 @@ def base_run(scale: Scale, seeds: int, **extra) -> RunSpec:
 
 # --------------------------------------------------------------------------- configs saved in run directories
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose saved value differs from the current config's.
-
-    Keys only in `current` are not differences: a section added to the base config after
-    the run was trained (with its default) does not make a finished run stale.
-    """
-    out = []
-    for key, value in saved.items():
-        if key not in current:
-            out.append(prefix + key)
-        elif isinstance(value, dict) and isinstance(current[key], dict):
-            out += config_differences(value, current[key], f"{prefix}{key}.")
-        elif value != current[key]:
-            out.append(prefix + key)
-    return out
-
-
 def _config_dict(cfg) -> dict:
     return json.loads(json.dumps(config_lib.to_dict(cfg)))
 
 
 def _saved_config(run_dir: pathlib.Path):
-    path = run_dir / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return rundir.read_json(run_dir / rundir.CONFIG, missing=None)
 
 
 def _saved_seeds(run_dir: pathlib.Path):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from geomem_jax import metric_names as names
+
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 
@@ -19,14 +21,10 @@ LOOKUP_MIN = 0.9  # in-context "reads the edge list": teacher-forced accuracy af
 PAUSE_TARGET = 0.5  # held-out first-decision accuracy whose first crossing is "converged"
 PAPER_MARGIN_FRACTION = 0.5  # "in the paper's range": the release's own bf16 C(15) seeds reach down to half its +7.87
 
-FIRST = "test/first_token"
-DECISION = "test/first_decision"  # in-context: argmax over the source's d children
-VALID = "test/first_step_valid"
-EXACT = "test/exact_match"
-MARGIN = "geometry/margin"
-NEGATIVE_SHARE = "geometry/negative_mode_share"
-LOGIT_MARGIN = "geometry/logit_margin"  # Transformer / Mamba: margin of the bilinear fit of their edge logits
-RECALL_KEYS = ("edge/recall_at_degree", "edge/recall_at_5")
+# the metrics the claims read (geomem_jax.metric_names), by their short names here
+FIRST, DECISION, VALID, EXACT = names.FIRST_TOKEN, names.FIRST_DECISION, names.FIRST_STEP_VALID, names.EXACT_MATCH
+MARGIN, NEGATIVE_SHARE, LOGIT_MARGIN = names.MARGIN, names.NEGATIVE_SHARE, names.LOGIT_MARGIN
+RECALL_KEYS = names.RECALL_KEYS
 PAPER_NN_MARGINS = {"star": 4.08, "grid": 2.51, "cycle": 7.87, "irregular": 8.13}  # E W Eᵀ, the paper's figures
 
 

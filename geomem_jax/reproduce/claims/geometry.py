@@ -4,12 +4,12 @@ has `runs_<name>(scale, seeds)` and `claim_<name>(ctx)`; the registry is in clai
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 import time
 from typing import TYPE_CHECKING
 
+from geomem_jax import rundir
 from geomem_jax.errors import UserError
 from geomem_jax.reproduce.scales import RunSpec, Scale, _saved_seeds
 from geomem_jax.reproduce.verdicts import (
@@ -52,7 +52,7 @@ def _zoo_presets(scale: Scale) -> list[str]:
 def tiny_graphs_finished(ctx: Context) -> bool:
     """Every zoo preset of the scale has its summary, trained with these seeds."""
     dirs = [ctx.workdir / "tiny_graphs" / p for p in _zoo_presets(ctx.scale)]
-    return all((d / "summary.json").is_file() and _saved_seeds(d) == tuple(range(ctx.seeds)) for d in dirs)
+    return all((d / rundir.SUMMARY).is_file() and _saved_seeds(d) == tuple(range(ctx.seeds)) for d in dirs)
 
 
 def tiny_graphs_commands(ctx: Context) -> list[str]:
@@ -89,7 +89,7 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
     graphs_, models = ctx.scale.zoo_graphs, ctx.scale.zoo_models
     presets = _zoo_presets(ctx.scale)
     zoo_dir = ctx.workdir / "tiny_graphs"
-    missing = [p for p in presets if not (zoo_dir / p / "summary.json").is_file()]
+    missing = [p for p in presets if not (zoo_dir / p / rundir.SUMMARY).is_file()]
     for p in presets:  # the zoo skips finished presets without checking their config
         _check_same_seeds(zoo_dir / p, ctx.seeds)
     t0 = time.perf_counter()
@@ -97,7 +97,7 @@ def claim_tiny_graphs(ctx: Context) -> list[Row]:
                 stream=ctx.stream if ctx.progress else None)
     if missing:
         ctx.add_time("tiny_graphs", time.perf_counter() - t0)
-    summaries = {p: json.loads((zoo_dir / p / "summary.json").read_text()) for p in presets}
+    summaries = {p: rundir.read_json(zoo_dir / p / rundir.SUMMARY) for p in presets}
 
     def stat(graph, model, metric_keys):
         summary = summaries[f"{graph}_{model}"]

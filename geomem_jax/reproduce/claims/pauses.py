@@ -34,10 +34,10 @@ def runs_pause_tokens_long(scale: Scale, seeds: int) -> list[RunSpec]:
 
 def read_curves(run_dir, metric: str = FIRST) -> dict[int, list[tuple[int, float]]]:
     """Per experiment index: [(step, value)] from metrics.jsonl."""
-    from geomem_jax import metrics
+    from geomem_jax import metrics, rundir
 
     curves: dict[int, list] = {}
-    for record in metrics.read_metrics(pathlib.Path(run_dir) / "metrics.jsonl"):
+    for record in metrics.read_metrics(pathlib.Path(run_dir) / rundir.METRICS):
         for entry in record["experiments"]:
             curves.setdefault(entry["index"], []).append((record["step"], entry.get(metric)))
     return curves
@@ -61,7 +61,8 @@ def pause_steps(specs_by_pause: dict, read_summary, workdir, graph_of=None) -> t
     return steps, curves_by_pause, total
 
 
-def _pause_row(claim: str, size: str, steps_by_pause: dict, total: int, resolution: int, chance: float, runs: list) -> Row:
+def _pause_row(claim: str, size: str, steps_by_pause: dict, total: int, resolution: int, chance: float,
+               runs: list) -> Row:
     def cell(p, s):
         censored = f", {s['censored']} never reached" if s["censored"] else ""
         return f"p={p}: {s['mean']:.0f} ± {s['ci95']:.0f} steps{censored}"
