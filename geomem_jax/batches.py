@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geomem_jax import evals, graphs, sweep, tasks
+from geomem_jax.analysis import spectral
 from geomem_jax.analysis.geometry import leaf_firsthop_paths
 
 # ----------------------------------------------------------------------------- data
@@ -58,6 +59,7 @@ def build_data(cfg, graph_list, exps) -> tuple[dict, Dims]:
     has_paths = all(g.has_paths for g in graph_list)
     if has_paths:
         stacked.update(_leaf_firsthop_tables([graph_list[e.graph_index] for e in exps]))
+    stacked.update(_alignment_tables(graph_list, exps, n_max))
     edge_rows, path_rows = batch_rows(cfg.train, stacked["edge_rows_S"], stacked["train_path_rows_S"], has_paths)
     dims = Dims(
         vocab_size=stacked["vocab_mask_SxV"].shape[1],
@@ -81,6 +83,37 @@ def _leaf_firsthop_tables(graph_per_exp) -> dict:
     return {
         "leaf_hop_SxQx2": np.stack([tasks.pad_to(p.astype(np.int32), (q_max, 2), 0) for p in pairs]),
         "leaf_hop_mask_SxQ": np.stack([np.arange(q_max) < len(p) for p in pairs]),
+    }
+
+
+def alignment_basis(graph) -> tuple[int, np.ndarray] | None:
+    """(k, eigvecs_NxK1): the k at which the training logs the spectral alignment and the
+    eigenvectors e_0 .. e_k of the analysis's own `spectral.eigenpairs` (float64). k is the
+    smallest of `spectral.default_alignment_ks` moved to the end of its eigenspace
+    (`spectral.closing_k`), so it is one of the analysis's `spectral/alignment_k<k>`
+    (a path-star's d-1 arm modes). None above evals.LOGIT_MARGIN_MAX_NODES nodes (the N x k
+    table must stay small) or when the graph has no non-trivial mode."""
+    if not 2 <= graph.num_nodes <= evals.LOGIT_MARGIN_MAX_NODES:
+        return None
+    eigvals_N, eigvecs_NxN = spectral.eigenpairs(graph.adjacency())  # dense: the whole spectrum
+    k = spectral.closing_k(eigvals_N, min(spectral.default_alignment_ks(graph.family, graph)), complete=True)
+    return None if k is None else (k, eigvecs_NxN[:, : k + 1])
+
+
+def _alignment_tables(graph_list, exps, n_max: int) -> dict:
+    """Each experiment's alignment basis (`alignment_basis`) zero-padded to the sweep's n_max rows
+    and largest k + 1 columns; the mode mask marks e_1 .. e_k (column 0 is the trivial mode).
+    Empty unless every graph of the sweep has one: the metric exists for all experiments or none."""
+    bases = [alignment_basis(g) for g in graph_list]  # one eigh per distinct graph, not per seed
+    if any(b is None for b in bases):
+        return {}
+    chosen = [bases[e.graph_index] for e in exps]
+    k_max = max(k for k, _ in chosen)
+    return {
+        "align_eigvecs_SxNxK": np.stack([tasks.pad_to(v.astype(np.float32), (n_max, k_max + 1), 0.0)
+                                         for _, v in chosen]),
+        "align_modes_SxK": np.stack([(np.arange(k_max + 1) >= 1) & (np.arange(k_max + 1) <= k) for k, _ in chosen]),
+        "align_k_S": np.array([k for k, _ in chosen], np.float32),  # logged beside it: a float like every metric
     }
 
 

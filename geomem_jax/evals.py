@@ -215,6 +215,25 @@ def leaf_firsthop_gap(table_VxD, data):
     return jnp.where(num >= 2, gap, jnp.nan)
 
 
+def spectral_alignment(table_NxD, eigvecs_NxK, node_mask_N, modes_K):
+    """analysis.spectral's spectral_alignment, tracked during training: Σ_{i in modes} p_i² / (‖E‖_F² − p_0²),
+    p_i = ‖Eᵀ e_i‖₂, E the node rows of node_mask_N, e_0 = column 0 (the trivial mode, never counted).
+
+    Padded rows and columns of eigvecs_NxK are zero; the denominator is ‖E − e_0 e_0ᵀ E‖_F², the same
+    number without float32 cancellation when E is mostly trivial. HIGHEST precision: a TF32 product
+    would cost 3 digits on a GPU. nan when E has no energy outside the trivial mode, as the analysis.
+    """
+    dot = lambda a, b: jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+    E_NxD = jnp.where(node_mask_N[:, None], table_NxD, 0.0).astype(jnp.float32)
+    proj_KxD = dot(eigvecs_NxK.T, E_NxD)
+    energy_K = jnp.sum(proj_KxD * proj_KxD, axis=1)
+    rest_NxD = E_NxD - eigvecs_NxK[:, :1] * proj_KxD[:1]
+    nontrivial = jnp.sum(rest_NxD * rest_NxD)
+    total = jnp.sum(E_NxD * E_NxD)
+    aligned = jnp.sum(jnp.where(modes_K, energy_K, 0.0))
+    return jnp.where(nontrivial > 1e-12 * total, aligned / jnp.maximum(nontrivial, 1e-30), jnp.nan)
+
+
 def logit_margin(E_NxD, L_NxN, data, rank_tol: float = 1e-6):
     """Geometric margin of any tied-embedding model, from its own edge logits (analysis.geometry's margin, generalised).
 

@@ -50,6 +50,8 @@ LEAF_FIRSTHOP_GAP = _metric("geometry/leaf_firsthop_gap", GEOMETRY)
 MARGIN = _metric("geometry/margin", GEOMETRY)
 LOGIT_MARGIN = _metric("geometry/logit_margin", GEOMETRY)  # Transformer / Mamba: of the bilinear fit of their logits
 NEGATIVE_SHARE = _metric("geometry/negative_mode_share", GEOMETRY, UNIT)
+SPECTRAL_ALIGNMENT = _metric("geometry/spectral_alignment", GEOMETRY, UNIT)  # logged in training, at one k:
+SPECTRAL_ALIGNMENT_USED_K = _metric("geometry/spectral_alignment_k", GEOMETRY)  # that k (= an analysis k below)
 SPECTRAL_ALIGNMENT_K = _metric("spectral/alignment_k", GEOMETRY, UNIT, family=True)  # + k, the eigenvectors used
 TRAIN_LOSS = _metric("train/loss", TRAIN)
 ANALYSIS_STEP = "analysis/step"  # in summary.json's final: the step the analysis read (not a metric)
@@ -62,7 +64,8 @@ PLOTTED_METRICS = tuple(m.name for m in REGISTRY if m.ranks and m.role in (HELD_
 MEMORIZATION_KEYS = tuple(m.name for m in REGISTRY if m.role == MEMORIZATION)  # the first one logged is plotted
 RECALL_KEYS = tuple(m.name for m in REGISTRY if m.role == MEMORIZATION and m.ranks)
 # Over training, in-context first: the report's sweep curves (those that were logged).
-CURVE_METRICS = (FIRST_DECISION, FIRST_TOKEN, EXACT_MATCH, RECALL_AT_DEGREE, LEVEL, LEAF_FIRSTHOP_GAP, LOGIT_MARGIN)
+CURVE_METRICS = (FIRST_DECISION, FIRST_TOKEN, EXACT_MATCH, RECALL_AT_DEGREE, LEVEL, SPECTRAL_ALIGNMENT,
+                 LEAF_FIRSTHOP_GAP, LOGIT_MARGIN)
 
 _BOUNDS = {m.name: m.bounds for m in REGISTRY if not m.family}
 _FAMILY_BOUNDS = tuple((m.name, m.bounds) for m in REGISTRY if m.family)

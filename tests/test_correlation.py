@@ -149,6 +149,24 @@ def test_geometry_vs_reasoning_on_a_hand_built_run():
     json.dumps(result, allow_nan=False)  # summary.json-safe
 
 
+def test_trained_alignment_has_a_lag_and_is_ranked_only_without_the_analysed_one():
+    """geometry/spectral_alignment (metrics.jsonl) gets a lag; across experiments it is left to the
+    analysis's spectral/alignment_k<k> (the same number at the last step) unless there is none."""
+    rows, records = _run(10)
+    for record in records:
+        for entry in record["experiments"]:
+            entry["geometry/spectral_alignment"] = entry["geometry/level"] * (1 + entry["index"])
+    result = correlation.geometry_vs_reasoning(rows, records, target="test/first_token")
+    lags = {e["scalar"]: e for e in result["over_time"]}
+    assert lags["geometry/spectral_alignment"]["lags"] == pytest.approx([500.0] * 10)
+    assert [e["scalar"] for e in result["over_time"]][0] == "geometry/spectral_alignment"
+    assert "geometry/spectral_alignment" not in {e["scalar"] for e in result["across"]}
+    for row in rows:
+        row["scalars"].pop("spectral/alignment_k3")
+    across = {e["scalar"]: e for e in correlation.geometry_vs_reasoning(rows, records, "test/first_token")["across"]}
+    assert across["geometry/spectral_alignment"]["rho"] == pytest.approx(1.0)
+
+
 def test_points_carry_their_sweep_point_when_more_than_the_seed_is_swept():
     rows, records = _run(10)
     for row in rows:

@@ -212,3 +212,48 @@ def test_closed_alignments_move_k_and_do_not_depend_on_the_eigenspace_basis():
     assert got == pytest.approx(spectral.closed_alignments(E, vals, rotated, (2, 4, 5, 10), complete=True))
     assert spectral.spectral_alignment(E, vecs, 5) != pytest.approx(spectral.spectral_alignment(E, rotated, 5))
     assert got[6] == pytest.approx(spectral.spectral_alignment(E, vecs, 6))
+
+
+@pytest.mark.parametrize("graph", [graphs.path_star(5, 4, seed=0), graphs.cycle(15)], ids=["path_star", "cycle"])
+def test_training_alignment_is_the_analysis_alignment_at_its_k_also_when_padded(graph):
+    """evals.spectral_alignment (jnp, float32) on batches.alignment_basis == spectral.spectral_alignment
+    at the same k, one of the analysis's reported k; sweep padding (zero eigenvector rows and columns,
+    garbage table rows past the graph) changes nothing; an all-zero table is nan as in numpy."""
+    import jax.numpy as jnp
+
+    from geomem_jax import batches, evals
+
+    k, basis_NxK = batches.alignment_basis(graph)
+    vals, vecs = spectral.eigenpairs(graph.adjacency())
+    ks = spectral.default_alignment_ks(graph.family, graph)
+    n, rng = graph.num_nodes, np.random.default_rng(0)
+    E_NxD = (rng.normal(size=(n, 8)) + 4 * vecs[:, :3] @ rng.normal(size=(3, 8))).astype(np.float32)
+    assert k == {"path_star": 4, "cycle": 2}[graph.family]  # the d − 1 arm modes; the cos/sin pair
+    assert k in spectral.closed_alignments(E_NxD, vals, vecs, ks, complete=True)
+    want = spectral.spectral_alignment(E_NxD, vecs, k)
+
+    def jnp_alignment(E, basis, n_pad, k_pad):
+        table = np.concatenate([E, rng.normal(size=(n_pad - n, E.shape[1])) * 9]).astype(np.float32)
+        basis_pad = np.pad(basis, ((0, n_pad - n), (0, k_pad - basis.shape[1]))).astype(np.float32)
+        modes = (np.arange(k_pad) >= 1) & (np.arange(k_pad) <= k)
+        return float(evals.spectral_alignment(jnp.asarray(table), jnp.asarray(basis_pad),
+                                              jnp.arange(n_pad) < n, jnp.asarray(modes)))
+
+    alone = jnp_alignment(E_NxD, basis_NxK, n, k + 1)
+    assert alone == pytest.approx(want, abs=1e-6)
+    assert jnp_alignment(E_NxD, basis_NxK, n + 7, k + 5) == pytest.approx(alone, abs=1e-6)
+    assert np.isnan(jnp_alignment(np.zeros_like(E_NxD), basis_NxK, n + 7, k + 5))
+
+
+def test_no_alignment_basis_over_the_node_cap_and_none_in_a_sweep_that_has_such_a_graph():
+    from types import SimpleNamespace
+
+    from geomem_jax import batches, evals
+
+    big, small = graphs.cycle(evals.LOGIT_MARGIN_MAX_NODES + 1), graphs.cycle(15)
+    assert batches.alignment_basis(big) is None
+    exps = [SimpleNamespace(graph_index=i) for i in (0, 1, 1)]
+    assert batches._alignment_tables([big, small], exps, big.num_nodes) == {}
+    tables = batches._alignment_tables([small, graphs.path_star(5, 4, seed=0)], exps, 16)
+    assert tables["align_eigvecs_SxNxK"].shape == (3, 16, 5) and tables["align_k_S"].tolist() == [2, 4, 4]
+    assert tables["align_modes_SxK"].tolist()[0] == [False, True, True, False, False]

@@ -7,6 +7,7 @@ static config hit the per-session persistent compile cache (tests/conftest.py).
 
 import json
 import math
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,8 @@ from geomem_jax.errors import ConfigError
 from geomem_jax.models.transformer import Transformer
 
 STEPS = 40
-CONTINUOUS = ("geometry/level", "train/loss", "test/forced_loss", "geometry/logit_margin", "geometry/leaf_firsthop_gap")
+CONTINUOUS = ("geometry/level", "train/loss", "test/forced_loss", "geometry/logit_margin", "geometry/leaf_firsthop_gap",
+              "geometry/spectral_alignment")
 RECALL = "edge/recall_at_degree"
 
 
@@ -168,11 +170,19 @@ def _numpy_metrics(model, params, graph):
     E_NxD, L_NxN = table_VxD[:n], edge_logits_NxV[:, :n]
     fit = geometry.geometric_margin(E_NxD, np.linalg.pinv(E_NxD) @ L_NxN @ np.linalg.pinv(E_NxD.T), graph.adjacency())
 
+    # spectral alignment at the analysis's first reported k, moved to the end of its eigenspace
+    from geomem_jax.analysis import spectral
+
+    eigvals_N, eigvecs_NxN = spectral.eigenpairs(graph.adjacency())
+    k = spectral.closing_k(eigvals_N, min(spectral.default_alignment_ks(graph.family, graph)), complete=True)
+
     out = {
         "geometry/logit_margin": fit["margin"],
         "geometry/logit_margin_top1": fit["margin_top1"],
         "geometry/level": cos_E.mean(),
         "geometry/leaf_firsthop_gap": gap,
+        "geometry/spectral_alignment": spectral.spectral_alignment(E_NxD, eigvecs_NxN, k),
+        "geometry/spectral_alignment_k": k,
         "test/exact_match": np.mean(np.all(gen_QxL == paths_QxL, axis=1)),
         "test/first_token": np.mean(gen_QxL[:, 1] == paths_QxL[:, 1]),  # n1 follows the root
         "test/child": np.mean(child_ok),
@@ -199,7 +209,7 @@ def test_greedy_decoding_and_metrics_match_numpy(run_a):
         assert set(expected) | {"train/loss"} == set(final)
         for name, value in expected.items():
             tol = {"test/forced_loss": 1e-4, "geometry/level": 1e-4, "geometry/logit_margin": 1e-4,
-                   "geometry/leaf_firsthop_gap": 1e-5,
+                   "geometry/leaf_firsthop_gap": 1e-5, "geometry/spectral_alignment": 1e-5,
                    "geometry/logit_margin_top1": 1 / graph.num_nodes + 1e-9}.get(name, 1e-6)  # top1: a near tie
             assert final[name] == pytest.approx(value, abs=tol), (exp["index"], name, gen_QxL)
     # A trained model puts the edges well above chance (k_u / (N + 9)).
@@ -218,6 +228,43 @@ def test_leaf_firsthop_gap_equals_the_analysis_on_padded_rows_and_is_nan_below_t
     assert float(jax.jit(evals.leaf_firsthop_gap)(table_VxD, padded)) == pytest.approx(expected, abs=1e-6)
     one = {**padded, "leaf_hop_mask": np.arange(8) < 1}
     assert math.isnan(float(evals.leaf_firsthop_gap(table_VxD, one)))
+
+
+def test_logged_alignment_is_the_analysis_alignment_of_the_last_checkpoint_and_both_stay(run_a, tmp_path):
+    """The last evaluation's geometry/spectral_alignment == `geomem analyze`'s spectral/alignment_k<k> of
+    the final checkpoint at the logged k; summary.json then keeps both, each under its own name."""
+    from geomem_jax.analysis import analyze
+
+    workdir = tmp_path / "run"
+    shutil.copytree(run_a[1], workdir)  # analyze merges into summary.json: run_a's stays as trained
+    analysis = analyze.analyze_run(workdir, make_plots=False)
+    last = metrics.read_metrics(workdir / "metrics.jsonl")[-1]
+    assert last["step"] == analysis["step"] == STEPS
+    finals = {e["index"]: e["final"] for e in json.loads((workdir / "summary.json").read_text())["experiments"]}
+    for row in analysis["experiments"]:
+        logged = last["experiments"][row["index"]]
+        assert logged["geometry/spectral_alignment_k"] == 4  # path_star(5, 4): the d − 1 arm modes
+        analysed = row["scalars"]["spectral/alignment_k4"]
+        assert logged["geometry/spectral_alignment"] == pytest.approx(analysed, abs=1e-5)
+        final = finals[row["index"]]
+        assert final["geometry/spectral_alignment"] == logged["geometry/spectral_alignment"]
+        assert final["spectral/alignment_k4"] == analysed
+
+
+def test_a_sweep_with_a_graph_over_the_node_cap_logs_no_alignment(tiny_cfg_factory, monkeypatch):
+    """The alignment exists for every experiment or none: traced (not compiled) evaluations."""
+    cfg = tiny_cfg_factory(("sweep.seeds", "(0,)"),
+                           ("sweep.graphs", '({"degree": 5}, {"degree": 7, "path_length": 5})'))
+
+    def logged(cap):
+        monkeypatch.setattr(evals, "LOGIT_MARGIN_MAX_NODES", cap)
+        exps, program, data, _ = train.build(cfg)
+        key, hp, data_0 = sweep.seed_keys(exps)[0], _take(sweep.hparam_arrays(exps), 0), _take(data, 0)
+        out = jax.eval_shape(lambda: program.evaluate(program.init(key, hp, data_0), hp, data_0))
+        return {name for name in out if "spectral" in name}
+
+    assert logged(29) == {"geometry/spectral_alignment", "geometry/spectral_alignment_k"}  # 16 and 29 nodes
+    assert logged(28) == set()
 
 
 # ----------------------------------------------------------------------------- summary
