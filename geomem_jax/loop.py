@@ -38,15 +38,18 @@ from geomem_jax import (
 from geomem_jax.errors import CheckpointError, UserError
 
 
-def jit_chunk(program, chunk_steps: int, reduce=jnp.mean):
-    """jit(vmap(scan `chunk_steps` steps)); the state is donated (updated in place). The step
-    metrics come back reduced over the chunk's steps (`reduce`: mean, or sum for the loop)."""
+def jit_chunk(program, chunk_steps: int, reduce=jnp.mean, group: int | None = None, num_experiments: int = 0):
+    """jit(vmap(scan `chunk_steps` steps)), `group` experiments per vmap (None: all; sweep.over_experiments);
+    the state is donated (updated in place). The step metrics come back reduced over the chunk's steps
+    (`reduce`: mean, or sum for the loop)."""
 
     def run_chunk(state, hp, data):
         state, step_metrics = jax.lax.scan(lambda s, _: program.step(s, hp, data), state, None, length=chunk_steps)
         return state, jax.tree_util.tree_map(reduce, step_metrics)
 
-    return jax.jit(jax.vmap(run_chunk), donate_argnums=0)
+    if group is None:
+        return jax.jit(jax.vmap(run_chunk), donate_argnums=0)
+    return jax.jit(sweep.over_experiments(run_chunk, group, num_experiments), donate_argnums=0)
 
 
 def _prepare_workdir(workdir: pathlib.Path, cfg_dict: dict, resume) -> int | None:
@@ -185,7 +188,8 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
     # The state comes out split over the mesh like the inputs, so chunk 1 and chunk 2 see the
     # same shardings and the chunk is compiled once.
     init = jax.jit(jax.vmap(program.init), out_shardings=distributed.sweep_sharding(mesh))
-    evaluate = jax.jit(jax.vmap(program.evaluate))
+    group = sweep.vmap_group(cfg, size, jax.default_backend(), 1 if mesh is None else mesh.size)
+    evaluate = jax.jit(sweep.over_experiments(program.evaluate, group, size))
     chunk_fns = {}  # chunk length -> compiled chunk (one length in the common case)
     writer = metrics.MetricsWriter(workdir / rundir.METRICS) if distributed.is_writer() else None
     # TensorBoard / W&B (off by default) get the same records as metrics.jsonl.
@@ -205,7 +209,7 @@ def _train(cfg, workdir, exps, program, data, meta, start, progress, stream, sto
                 n = min(chunk_len - step % chunk_len, total - step)
                 compiles = n not in chunk_fns
                 if compiles:
-                    chunk_fns[n] = jit_chunk(program, n, reduce=jnp.sum)
+                    chunk_fns[n] = jit_chunk(program, n, jnp.sum, group, size)
                 t_chunk = time.perf_counter()
                 state, step_sums = chunk_fns[n](state, hp, data)
                 since_eval.add(distributed.to_host(step_sums), n)  # waits for the chunk

@@ -43,10 +43,11 @@ def step_footprint(cfg, data) -> dict:
             "eval_bytes": eval_bytes}
 
 
-def memory_per_experiment(cfg, program, data) -> int:
-    """Estimated peak bytes of one experiment: its data, state (params + optimiser), gradients
-    and the larger of a training step's and an evaluation chunk's activations (logits dominate
-    at large vocabularies: they are computed only at the scored positions)."""
+def memory_parts(cfg, program, data) -> tuple[int, int]:
+    """Estimated peak bytes of one experiment: (held for the whole run: its data, state (params +
+    optimiser) and gradients; held while its vmap group computes: the larger of a training step's
+    and an evaluation chunk's activations; logits dominate at large vocabularies, and they are
+    computed only at the scored positions)."""
     one = lambda x: x[0]
     data_1 = jax.tree_util.tree_map(one, data)
     hp_1 = {k: jnp.float32(1e-3) for k in sweep.HPARAMS}
@@ -57,7 +58,12 @@ def memory_per_experiment(cfg, program, data) -> int:
     else:
         footprint = step_footprint(cfg, data)
         act_bytes = max(footprint["train_bytes"], footprint["eval_bytes"])
-    return int(nbytes(data_1) + nbytes(state) + nbytes(state["params"]) + act_bytes)
+    return int(nbytes(data_1) + nbytes(state) + nbytes(state["params"])), int(act_bytes)
+
+
+def memory_per_experiment(cfg, program, data) -> int:
+    """Estimated peak bytes of one experiment computed alone (`memory_parts` added up)."""
+    return sum(memory_parts(cfg, program, data))
 
 
 def device_memory_bytes() -> int:
@@ -70,14 +76,24 @@ def device_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def _experiments_that_fit(budget: float, resident: int, activations: int, group: int) -> int:
+    """The largest n with n * resident + min(n, group) * activations <= budget."""
+    if budget < group * (resident + activations):
+        return int(budget // (resident + activations))
+    return group + int((budget - group * (resident + activations)) // resident)
+
+
 def check_memory(cfg, program, data, num_experiments: int, available: int | None = None) -> int:
     """Refuses a sweep whose estimated footprint does not fit 90% of a device; returns the estimate."""
     from geomem_jax import distributed
     from geomem_jax.errors import UserError
 
-    per_exp = memory_per_experiment(cfg, program, data)
+    resident, activations = memory_parts(cfg, program, data)
+    per_exp = resident + activations
     devices = distributed.num_devices(cfg.mesh.devices)
     per_device = -(-num_experiments // devices)
+    group = sweep.vmap_group(cfg, per_device, jax.default_backend(), devices)  # activations: one group at a time
+    need = per_device * resident + group * activations
     available = available or device_memory_bytes()
     budget = 0.9 * available
     if per_exp > budget:
@@ -85,12 +101,12 @@ def check_memory(cfg, program, data, num_experiments: int, available: int | None
             f"a single experiment needs about {per_exp / 2**20:.0f} MiB but 90% of a device is "
             f"{budget / 2**30:.1f} GiB: use a smaller model (model.width / model.layers), a smaller "
             "train.batch_size or eval.row_chunk / eval.node_chunk, or a larger device")
-    if per_exp * per_device > budget:
-        fit = int(budget // per_exp) * devices
+    if need > budget:
+        fit = _experiments_that_fit(budget, resident, activations, group) * devices
         raise UserError(
-            f"the sweep needs about {per_exp * per_device / 2**30:.1f} GiB per device ({per_device} experiments x "
-            f"{per_exp / 2**20:.0f} MiB) but a device has {available / 2**30:.1f} GiB: run at most {fit} experiments "
-            "(fewer sweep.seeds / sweep.* values / sweep.graphs), a smaller train.batch_size, "
-            "or more devices (mesh.devices)"
+            f"the sweep needs about {need / 2**30:.1f} GiB per device ({per_device} experiments x "
+            f"{resident / 2**20:.0f} MiB + activations of {group} at a time x {activations / 2**20:.0f} MiB) but a "
+            f"device has {available / 2**30:.1f} GiB: run at most {fit} experiments (fewer sweep.seeds / sweep.* "
+            "values / sweep.graphs), a smaller sweep.vmap_group or train.batch_size, or more devices (mesh.devices)"
         )
     return per_exp

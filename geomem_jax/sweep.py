@@ -120,6 +120,33 @@ def hparam_arrays(exps: list[Experiment]) -> dict[str, np.ndarray]:
     return {name: np.array([e.hparams[name] for e in exps], np.float32) for name in HPARAMS}
 
 
+# On one CPU device, vmapping more than a pair of sequence-model experiments runs each of them slower
+# (vmapped 2 x 256 Transformer, 16 experiments: 0.91x one alone; bench/bench_train.py), while pairs run
+# one after another inside the same program are faster; Node2Vec's tiny steps gain from a full vmap.
+CPU_VMAP_GROUP = 2
+
+
+def vmap_group(cfg, num_experiments: int, backend: str, devices: int) -> int:
+    """Experiments that one vmap computes at once (`sweep.vmap_group`; 0: auto, which is every
+    experiment on an accelerator, on a mesh or for Node2Vec, and CPU_VMAP_GROUP on one CPU device)."""
+    group = int(cfg.sweep.vmap_group)
+    if group == 0:
+        one_cpu = backend == "cpu" and devices == 1 and cfg.model.family != "node2vec"
+        group = CPU_VMAP_GROUP if one_cpu else num_experiments
+    return max(1, min(group, num_experiments))
+
+
+def over_experiments(fn, group: int, num_experiments: int):
+    """`fn` of one experiment over the leading sweep axis of its arguments: one vmap over all of
+    them, or vmaps over `group` at a time with the groups in sequence (lax.map) in the same program,
+    so activations are held for one group only."""
+    import jax
+
+    if group >= num_experiments:
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(lambda xs: fn(*xs), args, batch_size=group)
+
+
 def seed_keys(exps: list[Experiment]) -> np.ndarray:
     """One uint32 PRNG key per experiment, from its seed only (not its place in the sweep)."""
     import jax

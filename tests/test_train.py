@@ -408,6 +408,8 @@ def test_staged_recipe_with_hardest_token_target_runs(tiny_cfg_factory, tmp_path
     ((("task.target", "hardest_token"), ("task.reverse_path", "true")), "task.reverse_path"),
     ((("train.recipe", "staged"), ("train.stage1_steps", "0")), "train.stage1_steps"),
     ((("opt.schedule", "linear"),), "opt.schedule"),
+    ((("sweep.vmap_group", "-1"),), "sweep.vmap_group"),
+    ((("sweep.vmap_group", "2"), ("mesh.devices", "2")), "sweep.vmap_group"),  # conftest: 4 fake CPU devices
 ])
 def test_bad_configs_are_rejected_before_any_compute(tiny_cfg_factory, overrides, field):
     cfg = tiny_cfg_factory(*overrides)
@@ -443,6 +445,47 @@ def test_memory_estimate_refuses_a_sweep_that_cannot_fit(tiny_cfg_factory):
         train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 1.5))
     with pytest.raises(UserError, match=r"a single experiment needs about \d+ MiB"):  # never "at most 0"
         train.check_memory(cfg, program, data, len(exps), available=int(per_exp * 0.5))
+
+
+def test_activations_are_counted_once_per_vmap_group(tiny_cfg_factory):
+    """sweep.vmap_group: a sweep holds every experiment's state but only one group's activations."""
+    from geomem_jax import memory
+    from geomem_jax.errors import UserError
+
+    cfg_all = tiny_cfg_factory(("sweep.seeds", "(0,1,2,3)"), ("sweep.vmap_group", "4"))
+    exps, program, data, _ = train.build(cfg_all)
+    resident, activations = memory.memory_parts(cfg_all, program, data)
+    assert resident > 0 and activations > 0
+    one_at_a_time = 4 * resident + activations
+    with pytest.raises(UserError, match=r"activations of 4 at a time"):
+        train.check_memory(cfg_all, program, data, 4, available=int(one_at_a_time / 0.9) + 1)
+    cfg_one = tiny_cfg_factory(("sweep.seeds", "(0,1,2,3)"), ("sweep.vmap_group", "1"))
+    assert train.check_memory(cfg_one, program, data, 4, available=int(one_at_a_time / 0.9) + 1) > 0
+
+
+@pytest.mark.parametrize("group", [1, 2, 3, 5])
+def test_experiments_that_fit_is_the_largest_sweep_under_the_budget(group):
+    from geomem_jax.memory import _experiments_that_fit
+
+    for budget in range(0, 400, 7):
+        fits = [n for n in range(1000) if n * 5 + min(n, group) * 11 <= budget]
+        assert _experiments_that_fit(budget, 5, 11, group) == max(fits)
+
+
+def test_vmap_groups_in_sequence_train_the_same_experiments(tiny_cfg_factory, tmp_path):
+    """sweep.vmap_group=2 over 3 experiments (a pair, then the remainder, one after another in the
+    same program) ends where one vmap over all 3 ends, and logs the same metrics."""
+    summaries, params = {}, {}
+    for group in (2, 3):
+        cfg = tiny_cfg_factory(("sweep.seeds", "(0,1,2)"), ("sweep.vmap_group", str(group)),
+                               ("train.steps", "20"), ("ckpt.every", "20"))
+        summaries[group] = loop.run(cfg, tmp_path / f"g{group}", progress=False)
+        params[group] = _final_params(tmp_path / f"g{group}", 20)
+    _assert_params_close(params[2], params[3])
+    for a, b in zip(summaries[2]["experiments"], summaries[3]["experiments"]):
+        assert a["final"].keys() == b["final"].keys()
+        for key in ("test/first_token", RECALL, "train/loss", "geometry/level"):
+            assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-4, abs=1e-5), key
 
 
 # ----------------------------------------------------------------------------- in-context evaluation
