@@ -127,8 +127,8 @@ def _headline_train(r):
     parts = []
     for row in r["rows"]:
         if row["experiments"] > 1:
-            parts.append(f"width {row['width']}: {row['experiments']} vmapped = "
-                         f"{_num(row.get('vmap_vs_sequential'))}× the examples/s of 1, MFU {row['mfu']:.0%}")
+            parts.append(f"width {row['width']}: {row['experiments']} in groups of {row['vmap_group']} = "
+                         f"{_num(row.get('vs_one_alone'))}× the examples/s of 1, MFU {row['mfu']:.0%}")
     return "; ".join(parts)
 
 

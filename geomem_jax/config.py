@@ -2,7 +2,24 @@
 
 Every config file under `configs/` defines `get_config(arg)`; `arg` is the preset
 after the colon. Configs are locked: an unknown key is an error that names the key
-and lists the keys of its section.
+and lists the keys of its section. `base_config()` (every key, its default, meaning and
+allowed values) lives in `config_base` and is re-exported here.
+
+Validation, all before any compute (`train.build` calls `check_config` first; every error is a
+ConfigError naming the field, the value and what is allowed):
+  load_config / apply_override   an unknown key or preset; an override of the wrong type
+  check_config                   everything below, then each key's range and the combinations
+    check_value_types            every key holds its default's type (no None/NaN/inf, ints fit int32)
+    check_sweep_values           sweep.* tuples: seeds, hyperparameter axes, graph overrides
+    check_unbounded_sizes        keys that would allocate before the memory estimate
+    check_family_keys            keys read by one family or recipe only, checked for every run
+    check_node2vec_keys          sequence-model keys Node2Vec would ignore: only their neutral value
+    check_release_dirs           graph.release_dir names an existing directory
+Checks that need the built graph or task stay where that is built, still before compute: the graph
+generators (graph.*: sizes, split, release files), tasks (task.* against the graph's paths, the
+in-context sizes), train.build (a recipe with paths on a graph without any), sweep.experiments
+(duplicate seeds, zip lengths), distributed (mesh.devices against the devices present),
+memory.check_memory (the footprint), and the models' constructors (as a library API).
 """
 
 from __future__ import annotations
@@ -14,48 +31,12 @@ import pathlib
 
 import ml_collections
 
+from geomem_jax.config_base import base_config  # re-exported: config files import it from here
 from geomem_jax.errors import ConfigError, UserError, did_you_mean
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A non-editable install puts the top-level configs/ here (pyproject.toml maps it to geomem_jax.configs).
 PACKAGED_CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
-
-
-def base_config() -> ml_collections.ConfigDict:
-    """Defaults shared by every experiment; config files override what they need."""
-    c = ml_collections.ConfigDict()
-    c.name = "run"
-
-    c.graph = dict(
-        family="path_star", degree=10, path_length=5, branching=2, rows=4, cols=4,
-        num_nodes=15, seed=0, edges="both", self_edges=False, train_fraction=0.75,
-        holdout="leaf", release_dir="",
-    )
-    c.task = dict(
-        mode="in_weights", pause_tokens=1, target="full_path", task_tokens=True,
-        reverse_path=False, teacherless=False, root_in_prefix=False, pause_in_edges=False,
-        num_values=0,
-    )
-    c.model = dict(
-        family="transformer", layers=2, width=128, heads=4, attention=True, residual=True,
-        layernorm=True, positions=True, tied=True, freeze_embeddings=False, mlp_only=False,
-        init="default", init_scale=0.0, position_std=1.0, dropout=0.0, d_state=16, d_conv=4, expand=2,
-        dtype="float32", node2vec_objective="full_softmax", walk_length=10, walks_per_node=4,
-        window=3, negatives=5, walk_p=1.0, walk_q=1.0,
-    )
-    c.train = dict(recipe="mixed", steps=1000, batch_size=256, full_batch=False, stage1_steps=0, stage1_lr=1e-2,
-                   batch_layout="by_kind", mixing="uniform")
-    c.opt = dict(
-        lr=1e-3, weight_decay=0.01, warmup_steps=100, schedule="cosine", final_lr_fraction=0.1,
-        b1=0.9, b2=0.999, eps=1e-8,
-    )
-    c.eval = dict(every=250, node_chunk=512, row_chunk=1024)
-    c.ckpt = dict(every=0, max_to_keep=2)
-    c.mesh = dict(devices="1")
-    c.logging = dict(tensorboard=False, wandb=False, wandb_project="geomem_jax", wandb_mode="offline")
-    c.sweep = dict(seeds=(0,), graphs=(), lr=(), weight_decay=(), init_scale=(), dropout=(), mode="product",
-                   vmap_group=0)
-    return c
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -174,6 +155,7 @@ MODEL_FAMILIES = ("transformer", "mamba", "node2vec")
 TASK_MODES = ("in_weights", "in_context")
 BATCH_LAYOUTS = ("by_kind", "padded")  # per-kind sub-batches, logits at loss positions | the release's layout
 MIXINGS = ("uniform", "stratified")  # mixed recipe: uniform draws from edges ∪ paths | fixed proportions
+DTYPES = ("float32", "bfloat16")  # model.dtype: the compute dtype of both sequence models
 
 
 def check_config(cfg) -> None:
@@ -197,6 +179,8 @@ def check_config(cfg) -> None:
         raise ConfigError("opt.schedule", cfg.opt.schedule, f"one of {', '.join(SCHEDULES)}")
     if cfg.model.family not in MODEL_FAMILIES:
         raise ConfigError("model.family", cfg.model.family, f"one of {', '.join(MODEL_FAMILIES)}")
+    if cfg.model.dtype not in DTYPES:
+        raise ConfigError("model.dtype", cfg.model.dtype, f"one of {', '.join(DTYPES)}")
     positive = {
         "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
         "eval.every": cfg.eval.every, "model.layers": cfg.model.layers, "model.width": cfg.model.width,
@@ -357,9 +341,11 @@ def check_family_keys(cfg) -> None:
         raise ConfigError("train.stage1_steps", cfg.train.stage1_steps, "an integer >= 0")
 
 
-# Keys of the sequence models that Node2Vec does not read (its lr is constant, it has no dropout
-# and runs in float32): only their neutral value is accepted, so that none is silently ignored.
-NODE2VEC_NEUTRAL = {"opt.schedule": "constant", "opt.warmup_steps": 0, "model.dropout": 0.0, "model.dtype": "float32"}
+# Keys of the sequence models that Node2Vec does not read (its lr is constant, it has no dropout,
+# runs in float32, and its sgns Adam keeps optax's defaults, the base values of opt.b1/b2/eps):
+# only their neutral value is accepted, so that none is silently ignored.
+NODE2VEC_NEUTRAL = {"opt.schedule": "constant", "opt.warmup_steps": 0, "model.dropout": 0.0, "model.dtype": "float32",
+                    "opt.b1": 0.9, "opt.b2": 0.999, "opt.eps": 1e-8}
 
 
 def check_node2vec_keys(cfg) -> None:

@@ -38,6 +38,7 @@ def build_model(model_cfg, vocab_size: int, max_len: int):
             d_state=model_cfg.d_state, d_conv=model_cfg.d_conv, expand=model_cfg.expand,
             tied=model_cfg.tied, layernorm=model_cfg.layernorm, residual=model_cfg.residual,
             freeze_embeddings=model_cfg.freeze_embeddings, embed_std=1.0,  # scaled by init_scale later
+            dtype=_dtype(model_cfg.dtype),
         )
     raise ConfigError("model.family", model_cfg.family, f"one of {', '.join(config.MODEL_FAMILIES)}")
 

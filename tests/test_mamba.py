@@ -288,3 +288,30 @@ def test_cached_positions_equal_the_full_forward(tokens_BxT, shared, d_conv):
                          return_cache=True)
         np.testing.assert_allclose(h[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
     assert cache[0]["conv"].shape == (3, d_conv - 1, 2 * W) and cache[0]["ssm"].shape == (3, 2 * W, 4)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_scan_state(base, tokens_BxT):
+    """`dtype=bfloat16` (model.dtype) runs the norms, projections and conv in bfloat16: the logits move
+    away from float32's, but only by bfloat16 rounding; params and the SSM state stay float32."""
+    model, params, _, apply = base
+    want = apply(params, tokens_BxT)
+    bf16 = tiny(dtype=jnp.bfloat16)
+    assert {x.dtype for x in jax.tree_util.tree_leaves(jax.eval_shape(bf16.init, jax.random.key(0), tokens_BxT))} \
+        == {jnp.dtype(jnp.float32)}
+    got, cache = jax.jit(lambda p, t: bf16.apply(p, t, return_cache=True))(params, tokens_BxT)
+    hidden = jax.jit(lambda p, t: bf16.apply(p, t, hidden_only=True))(params, tokens_BxT)
+    assert hidden.dtype == jnp.bfloat16 and got.dtype == jnp.float32
+    assert all(layer["ssm"].dtype == jnp.float32 for layer in cache)
+    err = float(jnp.max(jnp.abs(got - want)))
+    assert 0 < err <= 0.05 * float(jnp.max(jnp.abs(want)))  # bfloat16 keeps 8 bits: ~0.4% per rounding
+
+
+def test_build_model_passes_model_dtype_to_mamba():
+    from geomem_jax.config import base_config
+    from geomem_jax.sequence_model import build_model
+
+    cfg = base_config().model
+    cfg.family, cfg.dtype = "mamba", "bfloat16"
+    assert build_model(cfg, V, T).dtype == jnp.bfloat16
+    cfg.dtype = "float32"
+    assert build_model(cfg, V, T).dtype == jnp.float32

@@ -11,6 +11,10 @@ thing as in the Transformer. The model has no positional table: order enters onl
 through the causal conv and the recurrence, so `max_len` is kept for the shared
 signature and as a sanity bound on the sequence length.
 
+`dtype` is the compute dtype of the norms, projections and conv (as the Transformer's `dtype`);
+params, the selective scan and its SSM state stay float32 (a bfloat16 decay product over many
+steps would lose the memory the scan carries); the conv cache holds inputs in the compute dtype.
+
 The selective scan is a parallel `jax.lax.associative_scan` over time of
 h_t = Ā_t * h_{t-1} + B̄_t x_t (O(log T) depth, good on TPU and fine under vmap);
 `selective_scan_reference` is the sequential `lax.scan` used by the tests.
@@ -109,9 +113,9 @@ def _dt_bias_init(key, shape, dtype=jnp.float32):
     return dt + jnp.log(-jnp.expm1(-dt))  # inverse of softplus
 
 
-def _norm(enabled: bool, name: str):
+def _norm(enabled: bool, name: str, dtype=jnp.float32):
     """LayerNorm, or the identity when the `layernorm` ablation is off."""
-    return nn.LayerNorm(epsilon=1e-5, name=name) if enabled else (lambda x: x)
+    return nn.LayerNorm(epsilon=1e-5, name=name, dtype=dtype) if enabled else (lambda x: x)
 
 
 class MambaBlock(nn.Module):
@@ -123,6 +127,7 @@ class MambaBlock(nn.Module):
     expand: int
     dt_rank: int
     layernorm: bool
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, h_BxTxW, cache=None):
@@ -131,8 +136,10 @@ class MambaBlock(nn.Module):
         or 1 for a prefix shared by every row) continues an earlier call; None starts a sequence."""
         E, N, R = self.expand * self.width, self.d_state, self.dt_rank
         b = h_BxTxW.shape[0]
-        u_BxTxW = _norm(self.layernorm, "norm")(h_BxTxW)
-        xz_BxTx2E = nn.Dense(2 * E, use_bias=False, kernel_init=_LINEAR_INIT, name="in_proj")(u_BxTxW)
+        dense = lambda features, name, **kw: nn.Dense(features, kernel_init=_LINEAR_INIT, name=name, dtype=self.dtype,
+                                                      **kw)
+        u_BxTxW = _norm(self.layernorm, "norm", self.dtype)(h_BxTxW)
+        xz_BxTx2E = dense(2 * E, "in_proj", use_bias=False)(u_BxTxW)
         x_BxTxE, z_BxTxE = jnp.split(xz_BxTx2E, 2, axis=-1)
         past = None if cache is None else jnp.broadcast_to(cache["conv"], (b, self.d_conv - 1, E))
         # the conv's inputs after these positions (the zeros of a fresh start count as inputs)
@@ -145,22 +152,23 @@ class MambaBlock(nn.Module):
         conv_init = lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound)
         kernel_KxE = self.param("conv_kernel", conv_init, (self.d_conv, E))
         conv_bias_E = self.param("conv_bias", nn.initializers.zeros, (E,))
-        x_BxTxE = nn.silu(causal_depthwise_conv(x_BxTxE, kernel_KxE, conv_bias_E, past))
+        x_BxTxE = nn.silu(causal_depthwise_conv(x_BxTxE, kernel_KxE.astype(self.dtype), conv_bias_E.astype(self.dtype),
+                                                past))
 
         # Input-dependent Δ (low rank R -> E), B and C.
-        dbc_BxTxF = nn.Dense(R + 2 * N, use_bias=False, kernel_init=_LINEAR_INIT, name="x_proj")(x_BxTxE)
+        dbc_BxTxF = dense(R + 2 * N, "x_proj", use_bias=False)(x_BxTxE)
         dt_low_BxTxR, B_BxTxN, C_BxTxN = jnp.split(dbc_BxTxF, [R, R + N], axis=-1)
-        dt_proj = nn.Dense(E, kernel_init=_LINEAR_INIT, bias_init=_dt_bias_init, name="dt_proj")
-        delta_BxTxE = nn.softplus(dt_proj(dt_low_BxTxR))
+        delta_BxTxE = nn.softplus(dense(E, "dt_proj", bias_init=_dt_bias_init)(dt_low_BxTxR))
 
         A_ExN = -jnp.exp(self.param("A_log", _a_log_init, (E, N)))
         D_E = self.param("D", nn.initializers.ones, (E,))
         h0 = None if cache is None else jnp.broadcast_to(cache["ssm"], (b, E, N))
-        y_BxTxE, h_last_BxExN = selective_scan(x_BxTxE, delta_BxTxE, A_ExN, B_BxTxN, C_BxTxN, D_E, h0,
-                                               return_state=True)
+        f32 = lambda a: a.astype(jnp.float32)  # the scan and its state in float32 whatever the compute dtype
+        y_BxTxE, h_last_BxExN = selective_scan(f32(x_BxTxE), f32(delta_BxTxE), A_ExN, f32(B_BxTxN), f32(C_BxTxN),
+                                               D_E, h0, return_state=True)
 
-        y_BxTxE = y_BxTxE * nn.silu(z_BxTxE)
-        out_BxTxW = nn.Dense(self.width, use_bias=False, kernel_init=_LINEAR_INIT, name="out_proj")(y_BxTxE)
+        y_BxTxE = y_BxTxE.astype(self.dtype) * nn.silu(z_BxTxE)
+        out_BxTxW = dense(self.width, "out_proj", use_bias=False)(y_BxTxE)
         return out_BxTxW, {"conv": new_conv, "ssm": h_last_BxExN}
 
 
@@ -188,6 +196,7 @@ class Mamba(nn.Module):
     layer; `freeze_embeddings` stops gradients into the token table (the associative
     control); `embed_std` is the std of the token (and untied output) table rows
     (the trainer's `_scale_tables` assumes 1.0); `residual=False` replaces h with the block output instead of adding it.
+    `dtype` is the compute dtype (float32 or bfloat16; params and the scan state stay float32).
     Dropout (rate may be traced) acts on the embeddings and on every block output.
     """
 
@@ -204,6 +213,7 @@ class Mamba(nn.Module):
     residual: bool = True
     freeze_embeddings: bool = False
     embed_std: float = 0.02  # 1.0 gives N(0, 1) rows for a trainer that rescales tables itself
+    dtype: jnp.dtype = jnp.float32  # compute dtype of norms, projections and conv
 
     def __post_init__(self):
         # Validate at construction so a bad config fails before any tracing.
@@ -249,14 +259,14 @@ class Mamba(nn.Module):
         for i in range(self.layers):
             block = MambaBlock(
                 self.width, self.d_state, self.d_conv, self.expand, self.resolved_dt_rank,
-                self.layernorm, name=f"layers_{i}",
+                self.layernorm, self.dtype, name=f"layers_{i}",
             )
             out_BxTxW, layer_cache = block(h_BxTxW, None if cache is None else cache[i])
             new_cache.append(layer_cache)
             out_BxTxW = drop(out_BxTxW)
             h_BxTxW = h_BxTxW + out_BxTxW if self.residual else out_BxTxW
 
-        h_BxTxW = _norm(self.layernorm, "final_norm")(h_BxTxW)
+        h_BxTxW = _norm(self.layernorm, "final_norm", self.dtype)(h_BxTxW)
         if self.tied:
             out_table_VxW = table_VxW
         else:
