@@ -127,8 +127,9 @@ def _headline_train(r):
     parts = []
     for row in r["rows"]:
         if row["experiments"] > 1:
-            parts.append(f"width {row['width']}: {row['experiments']} in groups of {row['vmap_group']} = "
-                         f"{_num(row.get('vs_one_alone'))}× the examples/s of 1, MFU {row['mfu']:.0%}")
+            how = "one vmap" if row["vmap_group"] >= row["experiments"] else f"vmapped groups of {row['vmap_group']}"
+            parts.append(f"width {row['width']}: {row['experiments']} in {how} = "
+                         f"**{_num(row.get('vs_one_alone'))}×** the examples/s of 1 alone, MFU {row['mfu']:.0%}")
     return "; ".join(parts)
 
 
