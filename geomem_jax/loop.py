@@ -126,7 +126,8 @@ def schedule_change(cfg_dict: dict, old_steps: int, new_steps: int, at_step: int
             f"re-stretches it: the lr at step {at_step} goes from {factor(old_steps):.3f}x to {factor(new_steps):.3f}x "
             f"its peak and decays to {opt['final_lr_fraction']:g}x at step {new_steps}; the result differs from a "
             f"run trained for {new_steps} steps from the start (opt.schedule=constant extends exactly)")
-ELASTIC_KEYS = ("mesh.devices",)  # a run may resume on another device count (the sweep is re-padded)
+# A run may resume on another device count (the sweep is re-padded) or vmap group (the same state shapes).
+ELASTIC_KEYS = ("mesh.devices", "sweep.vmap_group")
 
 
 def run(cfg, workdir, resume=False, progress: bool = True, stream=None) -> dict:

@@ -482,6 +482,9 @@ def test_vmap_groups_in_sequence_train_the_same_experiments(tiny_cfg_factory, tm
         summaries[group] = loop.run(cfg, tmp_path / f"g{group}", progress=False)
         params[group] = _final_params(tmp_path / f"g{group}", 20)
     _assert_params_close(params[2], params[3])
+    resumed = loop.run(tiny_cfg_factory(("sweep.seeds", "(0,1,2)"), ("sweep.vmap_group", "1"), ("train.steps", "20"),
+                                        ("ckpt.every", "20")), tmp_path / "g2", resume=True, progress=False)
+    assert resumed["experiments"] == summaries[2]["experiments"]  # the group is elastic on resume
     for a, b in zip(summaries[2]["experiments"], summaries[3]["experiments"]):
         assert a["final"].keys() == b["final"].keys()
         for key in ("test/first_token", RECALL, "train/loss", "geometry/level"):
