@@ -104,6 +104,8 @@ def _alignment_tables(graph_list, exps, n_max: int) -> dict:
     """Each experiment's alignment basis (`alignment_basis`) zero-padded to the sweep's n_max rows
     and largest k + 1 columns; the mode mask marks e_1 .. e_k (column 0 is the trivial mode).
     Empty unless every graph of the sweep has one: the metric exists for all experiments or none."""
+    if any(g.num_nodes > evals.LOGIT_MARGIN_MAX_NODES for g in graph_list):  # before any eigh
+        return {}
     bases = [alignment_basis(g) for g in graph_list]  # one eigh per distinct graph, not per seed
     if any(b is None for b in bases):
         return {}

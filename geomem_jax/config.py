@@ -218,6 +218,8 @@ def check_config(cfg) -> None:
         raise ConfigError("ckpt.max_to_keep", cfg.ckpt.max_to_keep, "an integer >= 1")
     from geomem_jax import distributed
 
+    if cfg.sweep.vmap_group < 0:
+        raise ConfigError("sweep.vmap_group", cfg.sweep.vmap_group, "a whole number >= 0 (0: auto)")
     if distributed.num_devices(cfg.mesh.devices) > 1 and cfg.sweep.vmap_group:  # more devices than present: refused
         raise ConfigError("sweep.vmap_group", cfg.sweep.vmap_group,
                           "0 (auto) on a mesh of several devices: the mesh splits the sweep instead")
@@ -305,8 +307,6 @@ def check_sweep_values(cfg) -> None:
         values = cfg.sweep[name]
         if not (isinstance(values, tuple) and all(_is_finite32(v) and ok(v) for v in values)):
             raise ConfigError(f"sweep.{name}", values, f"a tuple of finite (float32) numbers {allowed}")
-    if cfg.sweep.vmap_group < 0:
-        raise ConfigError("sweep.vmap_group", cfg.sweep.vmap_group, "a whole number >= 0 (0: auto)")
     graphs = cfg.sweep.graphs
     if not (isinstance(graphs, tuple) and all(isinstance(g, dict) for g in graphs)):
         raise ConfigError("sweep.graphs", graphs, "a tuple of dicts of graph.* overrides, e.g. ({'degree': 5},)")

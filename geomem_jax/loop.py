@@ -47,8 +47,6 @@ def jit_chunk(program, chunk_steps: int, reduce=jnp.mean, group: int | None = No
         state, step_metrics = jax.lax.scan(lambda s, _: program.step(s, hp, data), state, None, length=chunk_steps)
         return state, jax.tree_util.tree_map(reduce, step_metrics)
 
-    if group is None:
-        return jax.jit(jax.vmap(run_chunk), donate_argnums=0)
     return jax.jit(sweep.over_experiments(run_chunk, group, num_experiments), donate_argnums=0)
 
 

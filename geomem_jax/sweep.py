@@ -136,13 +136,13 @@ def vmap_group(cfg, num_experiments: int, backend: str, devices: int) -> int:
     return max(1, min(group, num_experiments))
 
 
-def over_experiments(fn, group: int, num_experiments: int):
+def over_experiments(fn, group: int | None, num_experiments: int):
     """`fn` of one experiment over the leading sweep axis of its arguments: one vmap over all of
-    them, or vmaps over `group` at a time with the groups in sequence (lax.map) in the same program,
-    so activations are held for one group only."""
+    them (group None, or >= num_experiments), or vmaps over `group` at a time with the groups in
+    sequence (lax.map) in the same program, so activations are held for one group only."""
     import jax
 
-    if group >= num_experiments:
+    if group is None or group >= num_experiments:
         return jax.vmap(fn)
     return lambda *args: jax.lax.map(lambda xs: fn(*xs), args, batch_size=group)
 
