@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from geomem_jax import metric_names as names
+
 NEG_INF = -1e9
 LOGIT_MARGIN_MAX_NODES = 1024  # an N x N logit matrix (4 MiB) and an SVD of E per experiment and evaluation
 TOPK_CAP = 16  # recall thresholds by top_k up to this out-degree; nodes above it sort their row
@@ -112,9 +114,9 @@ def forced_metrics(net: Net, params, inputs_QxT, targets_QxT, weights_QxT, row_m
     nll_Q, wsum_Q, hits_Q, exact_Q = map_rows(per_chunk, (inputs_QxT, targets_QxT, weights_QxT), chunk)
     scored = jnp.maximum(jnp.sum(jnp.where(row_mask_Q, wsum_Q, 0)), 1)
     return {
-        "test/forced_loss": jnp.sum(jnp.where(row_mask_Q, nll_Q, 0.0)) / scored,
-        "test/forced_accuracy": jnp.sum(jnp.where(row_mask_Q, hits_Q, 0)) / scored,
-        "test/forced_exact_match": jnp.sum(row_mask_Q & exact_Q) / jnp.maximum(jnp.sum(row_mask_Q), 1),
+        names.FORCED_LOSS: jnp.sum(jnp.where(row_mask_Q, nll_Q, 0.0)) / scored,
+        names.FORCED_ACCURACY: jnp.sum(jnp.where(row_mask_Q, hits_Q, 0)) / scored,
+        names.FORCED_EXACT_MATCH: jnp.sum(row_mask_Q & exact_Q) / jnp.maximum(jnp.sum(row_mask_Q), 1),
     }
 
 
@@ -142,10 +144,10 @@ def path_metrics(gen_QxL, data, first_index, root_is_given: bool, reverse_path: 
     has_prev_L = jnp.arange(target_len) >= (0 if root_is_given else 1)
     child_mask_QxL = scored_QxL & has_prev_L[None, :]
     return {
-        "test/exact_match": mean_rows(jnp.all(correct_QxL, axis=1)),
-        "test/first_token": mean_rows(first_Q),
-        "test/token": per_pos_L,
-        "test/child": jnp.sum(child_ok_QxL & child_mask_QxL) / jnp.maximum(jnp.sum(child_mask_QxL), 1),
+        names.EXACT_MATCH: mean_rows(jnp.all(correct_QxL, axis=1)),
+        names.FIRST_TOKEN: mean_rows(first_Q),
+        names.TOKEN: per_pos_L,
+        names.CHILD: jnp.sum(child_ok_QxL & child_mask_QxL) / jnp.maximum(jnp.sum(child_mask_QxL), 1),
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomem_jax import evals, tasks
+from geomem_jax import evals, metric_names as names, tasks
 from geomem_jax.batches import Dims
 from geomem_jax.program import Program
 from geomem_jax.sequence_model import apply_step, frozen_table_key, init_state, lr_at, sequence_net, table_paths
@@ -39,8 +39,8 @@ def _in_context_first_decision(first_QxV, inputs_QxT, targets_QxL, degree: int, 
     chosen_Q = jnp.take_along_axis(children_QxE, jnp.argmax(child_logits_QxE, axis=1)[:, None], axis=1)[:, 0]
     free_Q = jnp.argmax(first_QxV, axis=-1)
     return {
-        "test/first_decision": jnp.mean(chosen_Q == targets_QxL[:, 1]),
-        "test/first_step_valid": jnp.mean(jnp.any(from_source_QxE & (children_QxE == free_Q[:, None]), axis=1)),
+        names.FIRST_DECISION: jnp.mean(chosen_Q == targets_QxL[:, 1]),
+        names.FIRST_STEP_VALID: jnp.mean(jnp.any(from_source_QxE & (children_QxE == free_Q[:, None]), axis=1)),
     }
 
 
@@ -76,7 +76,7 @@ def make_in_context_program(cfg, model, dims: Dims, num_values: int, use_dropout
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         lr = lr_at(state["step"], hp["lr"], steps, cfg.opt.warmup_steps, cfg.opt.schedule, cfg.opt.final_lr_fraction)
         new = apply_step(cfg.opt, state, loss, grads, state["opt_state"], lr, hp["weight_decay"], frozen_key, key)
-        return new, {"train/loss": loss}
+        return new, {names.TRAIN_LOSS: loss}
 
     def evaluate(state, hp, data):
         metrics = evaluate_in_context(net, cfg, dims, num_values, state["params"])
@@ -97,10 +97,10 @@ def evaluate_in_context(net: evals.Net, cfg, dims: Dims, num_values: int, params
     gen = evals.greedy_decode(net, params, ex.inputs_NxT[:, :p], ell, filler, vocab_mask, teacherless)
     forced_QxLxV = net.logits(params, net.hidden(params, ex.inputs_NxT)[:, p - 1:], vocab_mask)
     return {
-        "test/exact_match": jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
-        "test/first_token": jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
-        "test/token": jnp.mean(gen == targets_QxL, axis=0),
+        names.EXACT_MATCH: jnp.mean(jnp.all(gen == targets_QxL, axis=1)),
+        names.FIRST_TOKEN: jnp.mean(gen[:, 1] == targets_QxL[:, 1]),
+        names.TOKEN: jnp.mean(gen == targets_QxL, axis=0),
         # Teacher-forced: the Clever-Hans signature is high accuracy after n1, chance at n1.
-        "test/forced_token": jnp.mean(jnp.argmax(forced_QxLxV, axis=-1) == targets_QxL, axis=0),
+        names.FORCED_TOKEN: jnp.mean(jnp.argmax(forced_QxLxV, axis=-1) == targets_QxL, axis=0),
         **_in_context_first_decision(forced_QxLxV[:, 1], ex.inputs_NxT, targets_QxL, d, ell),
     }

@@ -37,18 +37,30 @@ FIRST_TOKEN = _metric("test/first_token", HELD_OUT, UNIT, "first", ranks=True)  
 FIRST_DECISION = _metric("test/first_decision", HELD_OUT, UNIT, ranks=True)  # in-context: argmax over d children
 FIRST_STEP_VALID = _metric("test/first_step_valid", HELD_OUT, UNIT)
 EXACT_MATCH = _metric("test/exact_match", HELD_OUT, UNIT, "exact", ranks=True)
+TOKEN = _metric("test/token", HELD_OUT, UNIT)  # per position: a vector
 TOKEN_I = _metric("test/token_", HELD_OUT, UNIT, family=True)  # + i: the vector test/token, flattened
 CHILD = _metric("test/child", HELD_OUT, UNIT)
 FORCED_ACCURACY = _metric("test/forced_accuracy", HELD_OUT, UNIT)
 FORCED_EXACT_MATCH = _metric("test/forced_exact_match", HELD_OUT, UNIT)
+FORCED_LOSS = _metric("test/forced_loss", HELD_OUT)
+FORCED_TOKEN = _metric("test/forced_token", HELD_OUT, UNIT)  # per position: a vector
 RECALL_AT_DEGREE = _metric("edge/recall_at_degree", MEMORIZATION, UNIT, "edges", ranks=True)
 RECALL = _metric("edge/recall", MEMORIZATION, UNIT)  # edge recall in older runs
 RECALL_AT_5 = _metric("edge/recall_at_5", MEMORIZATION, UNIT, "rec@5", ranks=True)
+# the analysis's, over node columns: GEOMETRY keeps them out of MEMORIZATION_KEYS (the trainer's curves)
+NODE_RECALL_AT_5 = _metric("edge/node_recall_at_5", GEOMETRY, UNIT)
+NODE_RECALL_AT_DEGREE = _metric("edge/node_recall_at_degree", GEOMETRY, UNIT)
 NODE2VEC_ALIGNMENT = _metric("node2vec/alignment", GEOMETRY, label="align", ranks=True)
+NODE2VEC_PROJ_V = _metric("node2vec/proj_V", GEOMETRY)  # per eigenvector: a vector
+NODE2VEC_PROJ_C = _metric("node2vec/proj_C", GEOMETRY)  # per eigenvector: a vector
 LEVEL = _metric("geometry/level", GEOMETRY, label="level")
 LEAF_FIRSTHOP_GAP = _metric("geometry/leaf_firsthop_gap", GEOMETRY)
 MARGIN = _metric("geometry/margin", GEOMETRY)
+MARGIN_TOP1 = _metric("geometry/margin_top1", GEOMETRY, UNIT)
+RELEASE_MARGIN = _metric("geometry/release_margin", GEOMETRY)  # under the PyTorch release's conventions
+RELEASE_MARGIN_TOP1 = _metric("geometry/release_margin_top1", GEOMETRY, UNIT)
 LOGIT_MARGIN = _metric("geometry/logit_margin", GEOMETRY)  # Transformer / Mamba: of the bilinear fit of their logits
+LOGIT_MARGIN_TOP1 = _metric("geometry/logit_margin_top1", GEOMETRY, UNIT)
 NEGATIVE_SHARE = _metric("geometry/negative_mode_share", GEOMETRY, UNIT)
 SPECTRAL_ALIGNMENT = _metric("geometry/spectral_alignment", GEOMETRY, UNIT)  # logged in training, at one k:
 SPECTRAL_ALIGNMENT_USED_K = _metric("geometry/spectral_alignment_k", GEOMETRY)  # that k (= an analysis k below)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomem_jax import evals, tasks
+from geomem_jax import evals, metric_names as names, tasks
 from geomem_jax.batches import Dims, by_kind_batch, padded_batch
 from geomem_jax.program import Program
 from geomem_jax.sequence_model import apply_step, frozen_table_key, init_state, leaf, lr_at, sequence_net, table_paths
@@ -80,7 +80,7 @@ def make_sequence_program(cfg, model, dims: Dims, use_dropout: bool) -> Program:
         if recipe == "staged":  # stage 2 starts with a fresh optimiser
             opt_state = jax.tree_util.tree_map(lambda x: jnp.where(step == stage1, jnp.zeros_like(x), x), opt_state)
         new = apply_step(cfg.opt, state, loss, grads, opt_state, lr_of(step, hp), hp["weight_decay"], frozen_key, key)
-        return new, {"train/loss": loss}
+        return new, {names.TRAIN_LOSS: loss}
 
     def evaluate(state, hp, data):
         return {"diverged_at": state["diverged_at"], **evaluate_sequence(net, cfg, dims, state["params"], data)}
@@ -113,17 +113,17 @@ def evaluate_sequence(net: evals.Net, cfg, dims: Dims, params, data) -> dict:
             net, params, data["test_path_inputs"], data["test_path_targets"], data["test_path_weights"],
             data["test_row_mask"], first, count, data["vocab_mask"], _forced_chunk(cfg, dims)))
     margin_nodes = dims.num_nodes if dims.num_nodes <= evals.LOGIT_MARGIN_MAX_NODES else 0
-    metrics["edge/recall_at_degree"], logits_NxN = evals.edge_recall(net, params, data, cfg.eval.node_chunk,
-                                                                     margin_nodes, shared)
+    metrics[names.RECALL_AT_DEGREE], logits_NxN = evals.edge_recall(net, params, data, cfg.eval.node_chunk,
+                                                                    margin_nodes, shared)
     table_VxD = leaf(params, table_paths(cfg.model)["embedding"])
-    metrics["geometry/level"] = evals.geometric_level(table_VxD, data)
+    metrics[names.LEVEL] = evals.geometric_level(table_VxD, data)
     if dims.has_paths:
-        metrics["geometry/leaf_firsthop_gap"] = evals.leaf_firsthop_gap(table_VxD, data)
+        metrics[names.LEAF_FIRSTHOP_GAP] = evals.leaf_firsthop_gap(table_VxD, data)
     if "align_eigvecs" in data:  # graphs of <= LOGIT_MARGIN_MAX_NODES nodes (batches.alignment_basis)
-        metrics["geometry/spectral_alignment"] = evals.spectral_alignment(
+        metrics[names.SPECTRAL_ALIGNMENT] = evals.spectral_alignment(
             table_VxD[:dims.num_nodes], data["align_eigvecs"], data["node_mask"], data["align_modes"])
-        metrics["geometry/spectral_alignment_k"] = data["align_k"]  # = the analysis's spectral/alignment_k<k>
+        metrics[names.SPECTRAL_ALIGNMENT_USED_K] = data["align_k"]  # = the analysis's spectral/alignment_k<k>
     if margin_nodes:
         margin = evals.logit_margin(table_VxD[:dims.num_nodes], logits_NxN, data)
-        metrics["geometry/logit_margin"], metrics["geometry/logit_margin_top1"] = margin
+        metrics[names.LOGIT_MARGIN], metrics[names.LOGIT_MARGIN_TOP1] = margin
     return metrics

@@ -154,15 +154,15 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
                        specials_XxD=None):
     """All scalars of one experiment plus the arrays the plots need. See the module docstring."""
     eigvals_K, eigvecs_NxK = eig
-    scalars = {"geometry/level": geometry.geometric_level(E_NxD, graph.directed_edges(direction, False))}
+    scalars = {names.LEVEL: geometry.geometric_level(E_NxD, graph.directed_edges(direction, False))}
     ks = spectral.default_alignment_ks(graph.family, graph)
     complete = eigvecs_NxK.shape[1] == graph.num_nodes
     for k, value in spectral.closed_alignments(E_NxD, eigvals_K, eigvecs_NxK, ks, complete).items():
-        scalars[f"spectral/alignment_k{k}"] = value
+        scalars[f"{names.SPECTRAL_ALIGNMENT_K}{k}"] = value
     arrays = {"eigvals": eigvals_K, "proj": spectral.projection_energy(E_NxD, eigvecs_NxK)}
     if graph.has_paths and graph.test_paths_QxL.shape[0] >= 2:
         dist_QxQ = geometry.leaf_firsthop_matrix(E_NxD, geometry.leaf_firsthop_paths(graph.test_paths_QxL))
-        scalars["geometry/leaf_firsthop_gap"] = geometry.leaf_firsthop_gap(dist_QxQ)
+        scalars[names.LEAF_FIRSTHOP_GAP] = geometry.leaf_firsthop_gap(dist_QxQ)
         arrays["leaf_firsthop"] = dist_QxQ
     adjacency = graph.adjacency()
     max_hop = 2 * (graph.path_length - 1) if graph.has_paths else 8
@@ -170,19 +170,19 @@ def experiment_scalars(E_NxD, graph, eig, *, direction="both", self_edges=False,
     arrays["cos_by_hop"] = geometry.cosine_by_hop(E_NxD, adjacency, max_hop, max_sources=sources)
     if W_DxD is not None:
         margin = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges)
-        scalars["geometry/margin"] = margin["margin"]
-        scalars["geometry/margin_top1"] = margin["margin_top1"]
-        scalars["geometry/negative_mode_share"] = margin["negative_mode_share"]
+        scalars[names.MARGIN] = margin["margin"]
+        scalars[names.MARGIN_TOP1] = margin["margin_top1"]
+        scalars[names.NEGATIVE_SHARE] = margin["negative_mode_share"]
         release = geometry.geometric_margin(E_NxD, W_DxD, adjacency, self_edges=self_edges,
                                             specials_XxD=specials_XxD, self_is_miss=True)
-        scalars["geometry/release_margin"] = release["margin"]
-        scalars["geometry/release_margin_top1"] = release["margin_top1"]
+        scalars[names.RELEASE_MARGIN] = release["margin"]
+        scalars[names.RELEASE_MARGIN_TOP1] = release["margin_top1"]
     if scores:  # node columns only: named apart from the trainer's edge/recall_* over the vocabulary
         score_fn = geometry.bilinear_scores(E_NxD, W_DxD, out_NxD)
         succ = graph.successors(direction, self_edges)
-        scalars["edge/node_recall_at_5"] = geometry.edge_recall_at_k(score_fn, succ, 5, self_edges=self_edges)
-        scalars["edge/node_recall_at_degree"] = geometry.edge_recall_at_k(score_fn, succ, "degree",
-                                                                          self_edges=self_edges)
+        scalars[names.NODE_RECALL_AT_5] = geometry.edge_recall_at_k(score_fn, succ, 5, self_edges=self_edges)
+        scalars[names.NODE_RECALL_AT_DEGREE] = geometry.edge_recall_at_k(score_fn, succ, "degree",
+                                                                         self_edges=self_edges)
     return scalars, arrays
 
 
@@ -217,9 +217,9 @@ def _plots_for(index, family, graph, E_NxD, arrays, curve, out_dir) -> list[path
     if "leaf_firsthop" in arrays:
         paths.append(plots.plot_leaf_firsthop(arrays["leaf_firsthop"], f"{prefix}_leaf_firsthop.png",
                                               f"Leaf × first hop — {label}"))
-    trajectory = [r for r in curve if "node2vec/proj_V" in r and "node2vec/proj_C" in r]
+    trajectory = [r for r in curve if names.NODE2VEC_PROJ_V in r and names.NODE2VEC_PROJ_C in r]
     if trajectory:
-        records = [{"step": r["step"], "proj_V": r["node2vec/proj_V"], "proj_C": r["node2vec/proj_C"]}
+        records = [{"step": r["step"], "proj_V": r[names.NODE2VEC_PROJ_V], "proj_C": r[names.NODE2VEC_PROJ_C]}
                    for r in trajectory]
         paths.append(plots_metrics.plot_node2vec_trajectories(records, f"{prefix}_node2vec_traj.png",
                                                               f"Node2Vec projections — {label}"))

@@ -161,7 +161,7 @@ def _none_if_nan(value: float):
     return value if math.isfinite(value) else None
 
 
-def geometry_vs_reasoning(rows: list[dict], records: list[dict], target: str = "test/first_decision",
+def geometry_vs_reasoning(rows: list[dict], records: list[dict], target: str = names.FIRST_DECISION,
                           min_experiments: int = MIN_EXPERIMENTS, step: int | None = None) -> dict:
     """Across experiments: Spearman rho [bootstrap 95% CI] of each geometry scalar against
     `target`; over training: the lag of each geometry curve's half-rise behind/ahead of the target's.

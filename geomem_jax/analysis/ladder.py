@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from geomem_jax import metrics
+from geomem_jax import metric_names as names, metrics
 
 SIZE_AXES = ("degree", "path_length")
-FIRST_DECISION, EXACT_MATCH = "test/first_token", "test/exact_match"
+FIRST_DECISION, EXACT_MATCH = names.FIRST_TOKEN, names.EXACT_MATCH
 WORKS_MEAN, WORKS_OVER_CHANCE = 0.5, 10.0
 
 

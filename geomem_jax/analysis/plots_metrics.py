@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from geomem_jax import metric_names as names  # noqa: E402
 from geomem_jax.analysis.plots import _save  # noqa: E402
 
 # ----------------------------------------------------------------------------- over training
@@ -37,7 +38,7 @@ def plot_node2vec_trajectories(records, path, title="Node2Vec: projections on ei
 
 
 def plot_memorization_vs_geometry(records, path, memorization_key, level_key, title="Memorization vs geometric level",
-                                  accuracy_key="test/first_token"):
+                                  accuracy_key=names.FIRST_TOKEN):
     """Panels over training from metrics records: edge memorization, geometric level and, where the
     run has held-out paths, held-out accuracy (`accuracy_key`), on one step axis."""
     keys = [k for k in (memorization_key, level_key, accuracy_key) if any(r.get(k) is not None for r in records)]
@@ -250,7 +251,7 @@ def plot_geometry_vs_reasoning(result: dict, path, max_cols: int = 4):
         ax.set_ylabel(f"held-out {target}", fontsize=8)
     if result.get("labels") and entries:
         axes[0, 0].legend(fontsize=7, title="sweep point", title_fontsize=7)
-    if target.startswith("test/first_"):  # an accuracy: show its whole range
+    if names.metric_range(target) == names.UNIT:  # an accuracy: show its whole range
         axes[0, 0].set_ylim(-0.04, 1.04)
     fig.suptitle(f"Does geometry predict held-out accuracy? one dot per experiment\n"
                  f"Spearman ρ [paired bootstrap 95% CI] against {target}; bold: the CI excludes 0", fontsize=10)
@@ -266,9 +267,9 @@ def plot_ladder(rungs: list[dict], axis: str, path, largest=None, works_mean: fl
     and the largest working rung marked. rungs: `ladder.rungs`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     xs = np.array([r[axis] for r in rungs], float)
-    curves = [("test/first_token", "first decision", "C0"), ("test/exact_match", "exact match", "C1")]
-    if _same_means(rungs, "test/first_token", "test/exact_match"):  # hardest-token target: one line, not two
-        curves = [("test/first_token", "first decision = exact match (the target is n1 alone)", "C0")]
+    curves = [(names.FIRST_TOKEN, "first decision", "C0"), (names.EXACT_MATCH, "exact match", "C1")]
+    if _same_means(rungs, names.FIRST_TOKEN, names.EXACT_MATCH):  # hardest-token target: one line, not two
+        curves = [(names.FIRST_TOKEN, "first decision = exact match (the target is n1 alone)", "C0")]
     for name, label, colour in curves:
         have = [i for i, r in enumerate(rungs) if r.get(name) and r[name].get("mean") is not None]
         if have:

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from geomem_jax import metric_names as names
 from geomem_jax.errors import ConfigError
 from geomem_jax.models.common import rowwise_normal
 from geomem_jax.models.node2vec_walks import negative_logits, sample_walks, sgns_loss, skipgram_pairs
@@ -314,7 +315,7 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
             direction = jax.tree.map(lambda g: -g, grads)
         lr, wd = hp["lr"], hp["weight_decay"]
         params = jax.tree.map(lambda w, d: w + lr * d - lr * wd * w, params, direction)
-        return guarded_update(state, params, opt_state, key, loss), {"train/loss": loss}
+        return guarded_update(state, params, opt_state, key, loss), {names.TRAIN_LOSS: loss}
 
     def evaluate(state, hp, data):
         params = state["params"]
@@ -332,14 +333,14 @@ def make_node2vec_program(dim: int = 100, tied: bool = True, objective: str = "f
             loss = _sgns_batch_loss(params, jax.random.fold_in(state["key"], 0x5EED), data)
         out = {
             "diverged_at": state["diverged_at"],
-            "train/loss": loss,
-            "edge/recall_at_5": recall_at_5(logits_NxN, data["adj_NxN"], node_mask_N),
-            "geometry/level": geometric_level(V, data["adj_NxN"]),
-            "node2vec/alignment": spectral_alignment(proj_V_K, eig_mask_K, jnp.sum(V * V), align_k),
+            names.TRAIN_LOSS: loss,
+            names.RECALL_AT_5: recall_at_5(logits_NxN, data["adj_NxN"], node_mask_N),
+            names.LEVEL: geometric_level(V, data["adj_NxN"]),
+            names.NODE2VEC_ALIGNMENT: spectral_alignment(proj_V_K, eig_mask_K, jnp.sum(V * V), align_k),
         }
         if track_every_eval:
-            out["node2vec/proj_V"] = proj_V_K
-            out["node2vec/proj_C"] = proj_C_K
+            out[names.NODE2VEC_PROJ_V] = proj_V_K
+            out[names.NODE2VEC_PROJ_C] = proj_C_K
         return out
 
     return Program(init=init, step=step, evaluate=evaluate)

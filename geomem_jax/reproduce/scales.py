@@ -31,6 +31,9 @@ class Scale:
     long_overrides: tuple  # extra overrides on `base` for the long-path pause runs (steps, eval.every)
     ladders: tuple  # ((name, config spec), ...): configs/scaling.py ladders of the scale_ladder claim
     ladder_seeds: int  # seeds per ladder run unless --seeds is given
+    # Rows whose runs cost seconds per seed and that 8 seeds leave undecided (docs/REPRODUCING.md) train
+    # this many times the seeds: the tiny-graph zoo, its bfloat16 twin and the knobs' associative point.
+    more_seeds: int = 1
 
 
 _QS = "configs/quickstart.py"
@@ -54,6 +57,7 @@ SCALES = {
         long_paths=((100, 8), (100, 10)), long_pauses=(0, 1, 2, 4, 8),
         long_overrides=(("train.steps", "4000"), ("eval.every", "200"), ("ckpt.every", "1000")),
         ladders=(("degree", "configs/scaling.py:degree"), ("length", "configs/scaling.py:length")), ladder_seeds=4,
+        more_seeds=3,
     ),
     # CI: a few minutes; verdicts are computed but sizes are too small to decide.
     "quick": Scale(
@@ -103,13 +107,15 @@ SCALES = {
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One training run: `workdir/<key>` trained from `config` + `overrides` over `seeds` seeds."""
+    """One training run: `workdir/<key>` trained from `config` + `overrides` over seeds
+    first_seed .. first_seed + seeds − 1."""
 
     key: str
     config: str
     overrides: tuple
     seeds: int
     analyze: bool = True
+    first_seed: int = 0
 
     def build(self):
         cfg = config_lib.load_config(self.config)
@@ -118,7 +124,7 @@ class RunSpec:
         return cfg
 
     def _overrides(self) -> tuple:
-        return (*self.overrides, ("sweep.seeds", str(tuple(range(self.seeds)))))
+        return (*self.overrides, ("sweep.seeds", str(tuple(range(self.first_seed, self.first_seed + self.seeds)))))
 
     def command(self, workdir) -> str:
         """The equivalent `geomem train` command line."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pathlib
 from typing import TYPE_CHECKING
 
+from geomem_jax import metric_names as names
 from geomem_jax.errors import UserError
 from geomem_jax.reproduce.scales import RunSpec, Scale, base_run
 from geomem_jax.reproduce.verdicts import (
@@ -123,7 +124,7 @@ def claim_hardest_token(ctx: Context) -> list[Row]:
 def in_context_lookup_values(summary: dict, path_length: int) -> list:
     """Per experiment: mean teacher-forced accuracy on n2 … n_{ℓ-2}, the nodes read off the edge list
     by the "Clever Hans" lookup (n1 is the decision; the goal can be copied from the query)."""
-    keys = [f"test/forced_token_{k}" for k in range(2, max(3, path_length - 1))]
+    keys = [f"{names.FORCED_TOKEN}_{k}" for k in range(2, max(3, path_length - 1))]
     values = []
     for e in summary["experiments"]:
         got = [e["final"].get(k) for k in keys]
