@@ -189,6 +189,10 @@ def test_every_scale_builds_valid_configs(scale):
     assert ("knobs/associative_more_seeds" in runs) == (sizes.more_seeds > 1)
     if scale == "paper":
         assert base.graph.degree == 5000 and base.model.layers == 12
+    if scale == "full":  # the in-weights runs are the pathstar.py presets, seeds apart
+        for key, preset in (("in_weights/transformer", "cpu"), ("in_weights/mamba", "mamba_cpu")):
+            built, own = runs[key].build().to_dict(), config.load_config(f"configs/pathstar.py:{preset}").to_dict()
+            assert {**built, "name": "", "sweep": {}} == {**own, "name": "", "sweep": {}}
 
 
 def test_write_plots_draws_pause_edge_and_ladder_figures(tmp_path):

@@ -45,9 +45,10 @@ SCALES = {
         base=(_QS, (("train.steps", "3000"), ("train.mixing", "uniform"), ("eval.every", "100"),
                     ("ckpt.every", "1000"))),
         # docs/FULL_PATH.md: the full-path recipe (1 × 64, lr 2e-2, weight decay 0.3, stratified); Mamba
-        # with the best of its two searches so far (lr 1e-2, weight decay 0.1, 3000 steps)
+        # on it as configs/pathstar.py:mamba_cpu (2 layers, d_state 4, lr 1e-2, weight decay 0.03, 4000 steps)
         full_path=("configs/pathstar.py:cpu", ()),
-        mamba=(("model.family", "mamba"), ("opt.weight_decay", "0.1"), ("opt.lr", "1e-2"), ("train.steps", "3000")),
+        mamba=(("model.family", "mamba"), ("model.layers", "2"), ("model.d_state", "4"), ("opt.lr", "1e-2"),
+               ("opt.weight_decay", "0.03"), ("train.steps", "4000")),
         # configs/in_context.py:cpu: G(2, 5), 2 layers × 64, positions N(0, 0.02²), 2000 steps.
         in_context=("configs/in_context.py:cpu", ()),
         zoo_graphs=("star", "grid", "cycle", "irregular"),
