@@ -171,10 +171,16 @@ def _headline_quickstart(r):
             + ", ".join(f"{v:.2f}" for v in r["mean_first_decision"]))
 
 
+def _headline_mamba(r):
+    rows = {row["d_state"]: row for row in r["rows"] if row["family"] == "mamba"}
+    return (f"Mamba 2 × 64 step: d_state 16 {rows[16]['s_per_step'] * 1e3:.0f} ms, d_state 4 (`pathstar.py:mamba_cpu`) "
+            f"{rows[4]['s_per_step'] * 1e3:.0f} ms = **{_num(rows[4]['vs_d_state_16'])}×**")
+
+
 HEADLINES = {"quickstart": _headline_quickstart, "layout": _headline_layout, "paper_scale": _headline_paper_scale,
              "chaos": _headline_chaos, "graphs": _headline_graphs, "analysis": _headline_analysis,
              "node2vec": _headline_node2vec, "train": _headline_train, "sweep_vs_cli": _headline_sweep_vs_cli,
-             "torch_step": _headline_torch_step}
+             "torch_step": _headline_torch_step, "mamba": _headline_mamba}
 
 
 def headline(name: str, result: dict) -> str:

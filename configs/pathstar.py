@@ -13,7 +13,7 @@ from geomem_jax.config import apply_override, base_config
 
 PRESETS = ("smoke", "cpu", "mamba_cpu", "g5000_l5", "g10000_l6", "g10000_l10")
 # What mamba_cpu changes on cpu (also the in-weights Mamba run of `geomem reproduce`): 2 layers with a
-# 4-wide SSM state (3x faster per step than 16 at this 7-token length, same curve), lr 1e-2 and weight
+# 4-wide SSM state (2.7x faster per step than 16 at this 7-token length, same curve), lr 1e-2 and weight
 # decay 0.03 (0.1 and above slow Mamba down, unlike the Transformer), 4000 steps (docs/FULL_PATH.md).
 MAMBA_CPU = (("model.family", "mamba"), ("model.layers", "2"), ("model.d_state", "4"), ("opt.lr", "1e-2"),
              ("opt.weight_decay", "0.03"), ("train.steps", "4000"))

@@ -63,7 +63,9 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
     lines = [
         "# Reproduction of the paper's headline claims",
         "",
-        f"Scale: **{ctx.scale.name}**, {ctx.seeds} seeds per run. Command: `{_cmd(ctx)}`",
+        f"Scale: **{ctx.scale.name}**, {ctx.seeds} seeds per run" + (
+            f" ({ctx.seeds * ctx.scale.more_seeds} for the tiny graphs, precision and the knobs' associative point)"
+            if ctx.scale.more_seeds > 1 else "") + f". Command: `{_cmd(ctx)}`",
         "",
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}, jax {machine['jax']} "
         f"({machine['backend']})" + (f", load average {load:.1f} at start" if load is not None else "") + ".",
