@@ -11,14 +11,13 @@ preset's) costs about 40% of the usual 16 (docs/FULL_PATH.md, Mamba).
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from common import timeit, write  # noqa: E402
+from common import time_chunk, write  # noqa: E402
 
-from geomem_jax import config, loop, sweep, train  # noqa: E402
+from geomem_jax import config, sweep, train  # noqa: E402
 
 STEPS = 10
 SEEDS = 2
@@ -35,19 +34,10 @@ def measure(preset: str, overrides=()) -> dict:
     hp = {k: jnp.asarray(v) for k, v in sweep.hparam_arrays(exps).items()}
     data = {k: jnp.asarray(v) for k, v in data.items()}
     state = jax.jit(jax.vmap(program.init))(jnp.asarray(sweep.seed_keys(exps)), hp, data)
-    chunk = loop.jit_chunk(program, STEPS, group=sweep.CPU_VMAP_GROUP, num_experiments=SEEDS)
-    t0 = time.perf_counter()
-    holder = [chunk(state, hp, data)[0]]
-    jax.block_until_ready(holder[0])
-    compile_s = time.perf_counter() - t0
-
-    def run():
-        holder[0] = chunk(holder[0], hp, data)[0]
-        jax.block_until_ready(holder[0])
-
+    s_per_step, compile_s = time_chunk(program, state, hp, data, STEPS, sweep.CPU_VMAP_GROUP, SEEDS)
     return {"preset": preset, "overrides": dict(overrides), "family": cfg.model.family, "layers": cfg.model.layers,
             "d_state": cfg.model.d_state if cfg.model.family == "mamba" else None,
-            "s_per_step": timeit(run, 3) / STEPS, "compile_s": compile_s}
+            "s_per_step": s_per_step, "compile_s": compile_s}
 
 
 def main():

@@ -11,14 +11,11 @@ matmul peak measured in the same run (so machine load hits both alike).
 from __future__ import annotations
 
 import sys
-import time
-
-import jax
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from common import matmul_peak_flops, pathstar_cpu_setup, timeit, write  # noqa: E402
+from common import matmul_peak_flops, pathstar_cpu_setup, time_chunk, write  # noqa: E402
 
-from geomem_jax import loop, sweep  # noqa: E402
+from geomem_jax import sweep  # noqa: E402
 
 STEPS = 2
 
@@ -36,17 +33,7 @@ def model_flops_per_step(cfg, dims, data) -> float:
 
 def measure(width: int, seeds: int, group: int) -> dict:
     cfg, dims, program, state, hp, data = pathstar_cpu_setup(1024, seeds, width)
-    chunk = loop.jit_chunk(program, STEPS, group=group, num_experiments=seeds)
-    t0 = time.perf_counter()
-    holder = [chunk(state, hp, data)[0]]
-    jax.block_until_ready(holder[0])
-    compile_s = time.perf_counter() - t0
-
-    def run():
-        holder[0] = chunk(holder[0], hp, data)[0]
-        jax.block_until_ready(holder[0])
-
-    dt = timeit(run, 3) / STEPS  # median of 3
+    dt, compile_s = time_chunk(program, state, hp, data, STEPS, group, seeds)
     flops = model_flops_per_step(cfg, dims, data) * seeds
     return {"width": width, "experiments": seeds, "vmap_group": group, "s_per_step": dt, "compile_s": compile_s,
             "examples_per_s": cfg.train.batch_size * seeds / dt, "model_flops_per_s": flops / dt}

@@ -43,6 +43,26 @@ def timeit(fn, repeats: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def time_chunk(program, state, hp, data, steps: int, group: int, experiments: int) -> tuple[float, float]:
+    """(median seconds per step over 3 chunks of `steps`, seconds of the first call: compile + one chunk)
+    of the training chunk that `geomem train` runs, its experiments vmapped in groups of `group`."""
+    import jax
+
+    from geomem_jax import loop
+
+    chunk = loop.jit_chunk(program, steps, group=group, num_experiments=experiments)
+    t0 = time.perf_counter()
+    holder = [chunk(state, hp, data)[0]]
+    jax.block_until_ready(holder[0])
+    compile_s = time.perf_counter() - t0
+
+    def run():
+        holder[0] = chunk(holder[0], hp, data)[0]
+        jax.block_until_ready(holder[0])
+
+    return timeit(run, 3) / steps, compile_s
+
+
 def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
     """Achieved f32 FLOP/s of an n x n matmul on this machine, measured now."""
     import jax

@@ -20,7 +20,8 @@ import ml_collections
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """Defaults shared by every experiment; config files override what they need."""
+    """Defaults shared by every experiment; config files override what they need. (Long on purpose:
+    one commented line per key, grouped by section.)"""
     c = ml_collections.ConfigDict()
     c.name = "run"  # run name: the default workdir is runs/NAME[-PRESET][-HASH]
 

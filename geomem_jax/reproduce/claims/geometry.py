@@ -86,9 +86,8 @@ def runs_knobs(scale: Scale, seeds: int) -> list[RunSpec]:
     knobs_self = RunSpec("knobs/self_edges", knobs_spec.rsplit(":", 1)[0] + ":paper_self_edges", knobs_over, seeds)
     if scale.more_seeds == 1:
         return [knobs, knobs_self]
-    (_, init, lr, wd, drop, *_), = (p for p in KNOB_POINTS if p[5] is False)
     point = tuple((f"sweep.{k}", f"({v!r},)") for k, v in
-                  (("init_scale", init), ("lr", lr), ("weight_decay", wd), ("dropout", drop)))
+                  zip(("init_scale", "lr", "weight_decay", "dropout"), ASSOCIATIVE_KNOB[1:5]))
     more = RunSpec("knobs/associative_more_seeds", knobs_spec, (*knobs_over, ("sweep.mode", "product"), *point),
                    seeds * (scale.more_seeds - 1), first_seed=seeds)
     return [knobs, knobs_self, more]
@@ -235,6 +234,7 @@ KNOB_POINTS = (  # (label, init_scale, lr, weight_decay, dropout, expected sign,
     ("N(0,1), lr 1e-4, wd 10", 1.0, 1e-4, 10.0, 0.0, True, "+2.97"),
     ("N(0,1), lr 1e-3, dropout 0.4", 1.0, 1e-3, 0.0, 0.4, True, "+9.03"),
 )
+ASSOCIATIVE_KNOB = next(p for p in KNOB_POINTS if p[5] is False)  # the one point expected at or below 0
 
 
 def _knob_point(init, lr, wd, drop):
@@ -247,7 +247,7 @@ def claim_knobs(ctx: Context) -> list[Row]:
     summary = ctx.run(spec)
     stats = {label: summary_stat(summary, MARGIN, _knob_point(*point)) for label, *point, _, _ in KNOB_POINTS}
     if more:  # the associative point over its further seeds too
-        label, *point, _, _ = next(p for p in KNOB_POINTS if p[5] is False)
+        label, *point, _, _ = ASSOCIATIVE_KNOB
         margins = final_values(summary, MARGIN, _knob_point(*point)) + final_values(ctx.run(more[0]), MARGIN)
         stats[label] = stat_of(margins)
     cfg = spec.build()
