@@ -64,7 +64,7 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
         "# Reproduction of the paper's headline claims",
         "",
         f"Scale: **{ctx.scale.name}**, {ctx.seeds} seeds per run" + (
-            f" ({ctx.seeds * ctx.scale.more_seeds} for the tiny graphs, precision and the knobs' associative point)"
+            f" ({ctx.seeds * ctx.scale.more_seeds} for the 15-node graphs: tiny graphs, precision, knobs)"
             if ctx.scale.more_seeds > 1 else "") + f". Command: `{_cmd(ctx)}`",
         "",
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}, jax {machine['jax']} "
