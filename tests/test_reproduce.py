@@ -157,8 +157,10 @@ def test_every_scale_builds_valid_configs(scale):
         cfg = spec.build()
         config.check_config(cfg)
         seeds = range(sizes.ladder_seeds if spec.key.startswith("scale_ladder/") else sizes.seeds)
-        if spec.key.startswith(("precision/", "tiny_graphs/", "knobs/")):  # 15-node graphs: more seeds
+        if spec.key.startswith(("precision/", "tiny_graphs/")):  # 15-node graphs: more seeds
             seeds = range(sizes.seeds * sizes.more_seeds)
+        if spec.key.startswith("knobs/"):
+            seeds = range(sizes.seeds * sizes.knob_more_seeds)
         assert tuple(cfg.sweep.seeds) == tuple(seeds)
         assert cfg.ckpt.every == 0 or cfg.ckpt.every % cfg.eval.every == 0
     base = runs["hardest_token/transformer"].build()

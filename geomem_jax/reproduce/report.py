@@ -9,7 +9,7 @@ import platform
 from typing import TYPE_CHECKING
 
 from geomem_jax.reproduce.claims import CLAIM_BY_NAME, CLAIM_TITLES, REGISTRY
-from geomem_jax.reproduce.claims.geometry import tiny_seeds
+from geomem_jax.reproduce.claims.geometry import knob_seeds, tiny_seeds
 
 if TYPE_CHECKING:
     from geomem_jax.reproduce.runner import Context
@@ -65,8 +65,9 @@ def write_report(workdir, rows, claims, ctx: Context, plots, machine, seconds) -
         "# Reproduction of the paper's headline claims",
         "",
         f"Scale: **{ctx.scale.name}**, {ctx.seeds} seeds per run" + (
-            f" ({tiny_seeds(ctx.scale, ctx.seeds)} for the 15-node graphs: tiny graphs, precision, knobs)"
-            if ctx.scale.more_seeds > 1 else "") + f". Command: `{_cmd(ctx)}`",
+            f" ({tiny_seeds(ctx.scale, ctx.seeds)} for the tiny graphs and precision, "
+            f"{knob_seeds(ctx.scale, ctx.seeds)} for the knobs)"
+            if ctx.scale.more_seeds * ctx.scale.knob_more_seeds > 1 else "") + f". Command: `{_cmd(ctx)}`",
         "",
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}, jax {machine['jax']} "
         f"({machine['backend']})" + (f", load average {load:.1f} at start" if load is not None else "") + ".",

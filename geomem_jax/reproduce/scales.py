@@ -31,9 +31,11 @@ class Scale:
     long_overrides: tuple  # extra overrides on `base` for the long-path pause runs (steps, eval.every)
     ladders: tuple  # ((name, config spec), ...): configs/scaling.py ladders of the scale_ladder claim
     ladder_seeds: int  # seeds per ladder run unless --seeds is given
-    # The runs on 15-node graphs (the zoo, precision, knobs) train this many times the seeds: seconds per
+    # The runs on 15-node graphs (the zoo, precision) train this many times the seeds: seconds per
     # seed, and final margins chaotic enough in the seed that 8 leave rows open (docs/REPRODUCING.md).
     more_seeds: int = 1
+    # The knobs train this many times the seeds instead: sized from their 24-seed run (docs/REPRODUCING.md).
+    knob_more_seeds: int = 1
 
 
 _QS = "configs/quickstart.py"
@@ -58,7 +60,7 @@ SCALES = {
         long_paths=((100, 8), (100, 10)), long_pauses=(0, 1, 2, 4, 8),
         long_overrides=(("train.steps", "4000"), ("eval.every", "200"), ("ckpt.every", "1000")),
         ladders=(("degree", "configs/scaling.py:degree"), ("length", "configs/scaling.py:length")), ladder_seeds=4,
-        more_seeds=3,
+        more_seeds=3, knob_more_seeds=5,
     ),
     # CI: a few minutes; verdicts are computed but sizes are too small to decide.
     "quick": Scale(

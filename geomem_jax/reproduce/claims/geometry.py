@@ -50,9 +50,14 @@ def _zoo_presets(scale: Scale) -> list[str]:
 
 
 def tiny_seeds(scale: Scale, seeds: int) -> int:
-    """Seeds of the runs on 15-node graphs (the zoo, precision, knobs): cheap, and their final margins are
+    """Seeds of the runs on 15-node graphs (the zoo, precision): cheap, and their final margins are
     chaotic in the seed, so `more_seeds` times the others'."""
     return seeds * scale.more_seeds
+
+
+def knob_seeds(scale: Scale, seeds: int) -> int:
+    """Seeds of the knobs runs (15-node graph too): `knob_more_seeds` times the others'."""
+    return seeds * scale.knob_more_seeds
 
 
 def tiny_graphs_finished(ctx: Context) -> bool:
@@ -79,7 +84,7 @@ def runs_precision(scale: Scale, seeds: int) -> list[RunSpec]:
 
 def runs_knobs(scale: Scale, seeds: int) -> list[RunSpec]:
     """The knobs sweep (every point in one run), then its default point with self-edges."""
-    seeds = tiny_seeds(scale, seeds)
+    seeds = knob_seeds(scale, seeds)
     knobs_spec, knobs_over = scale.knobs
     knobs = RunSpec("knobs/paper", knobs_spec, knobs_over, seeds)
     knobs_self = RunSpec("knobs/self_edges", knobs_spec.rsplit(":", 1)[0] + ":paper_self_edges", knobs_over, seeds)
